@@ -1,0 +1,1 @@
+"""Shared machinery: backbone, attention, masks, registry, config, checkpoints, training loop."""

@@ -1,0 +1,151 @@
+"""One attention entry point over several kernels.
+
+A backend turns an ``AttnMask`` into whatever its kernel wants once per forward (``prepare``), then
+runs every layer with it (``attend``). Tensors are (B, H, L, D).
+
+- ``sdpa``: PyTorch scaled_dot_product_attention (default; cuDNN/Flash kernels on GPU; a boolean
+  mask on CPU, with backward).
+- ``flex``: FlexAttention with a block mask (GPU; compiled once per process).
+- ``flash_attn`` / ``xformers``: used only when those packages import; plain causal/full masks only.
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from core.masks import AttnMask
+from core.registry import Registry
+
+BACKENDS: Registry["AttentionBackend"] = Registry("attention backend")
+
+
+@dataclass
+class Prepared:
+    backend: "AttentionBackend"
+    state: Any
+
+
+class AttentionBackend:
+    name = "base"
+
+    @staticmethod
+    def available(device: torch.device) -> bool:
+        return True
+
+    def prepare(self, mask: AttnMask, batch: int, lq: int, lk: int, device: torch.device) -> Any:
+        raise NotImplementedError
+
+    def attend(self, q, k, v, state, dropout_p: float = 0.0) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@BACKENDS.register("sdpa")
+class SDPABackend(AttentionBackend):
+    name = "sdpa"
+
+    def prepare(self, mask, batch, lq, lk, device):
+        if mask.is_plain:
+            if not mask.causal or (lq == 1 and mask.q_offset == lk - 1):
+                return (None, False)
+            if lq == lk and mask.q_offset == 0:
+                return (None, True)
+        return (mask.dense(lq, lk, device), False)
+
+    def attend(self, q, k, v, state, dropout_p=0.0):
+        attn_mask, is_causal = state
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal, dropout_p=dropout_p)
+
+
+_compiled_flex = None
+
+
+@BACKENDS.register("flex")
+class FlexBackend(AttentionBackend):
+    name = "flex"
+
+    @staticmethod
+    def available(device):
+        return device.type == "cuda"
+
+    def prepare(self, mask, batch, lq, lk, device):
+        from torch.nn.attention.flex_attention import create_block_mask
+
+        b = batch if (mask.span_ids is not None or mask.key_valid is not None) else None
+        return create_block_mask(mask.flex_mask_mod(), b, None, lq, lk, device=device)
+
+    def attend(self, q, k, v, state, dropout_p=0.0):
+        global _compiled_flex
+        if _compiled_flex is None:
+            from torch.nn.attention.flex_attention import flex_attention
+
+            _compiled_flex = torch.compile(flex_attention, dynamic=False)
+        return _compiled_flex(q, k, v, block_mask=state)
+
+
+class _PlainMaskOnly(AttentionBackend):
+    """Kernels that take only a causal flag; anything else falls back to SDPA."""
+
+    module = ""
+
+    @classmethod
+    def available(cls, device):
+        return device.type == "cuda" and importlib.util.find_spec(cls.module) is not None
+
+    def prepare(self, mask, batch, lq, lk, device):
+        if mask.is_plain and (not mask.causal or (lq == lk and mask.q_offset == 0)):
+            return ("native", mask.causal)
+        return ("sdpa", SDPABackend().prepare(mask, batch, lq, lk, device))
+
+    def attend(self, q, k, v, state, dropout_p=0.0):
+        kind, arg = state
+        if kind == "sdpa":
+            return SDPABackend().attend(q, k, v, arg, dropout_p)
+        return self.native(q, k, v, arg, dropout_p)
+
+
+@BACKENDS.register("flash_attn")
+class FlashAttnBackend(_PlainMaskOnly):
+    name, module = "flash_attn", "flash_attn"
+
+    def native(self, q, k, v, causal, dropout_p):
+        from flash_attn import flash_attn_func
+
+        out = flash_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), dropout_p, causal=causal)
+        return out.transpose(1, 2)
+
+
+@BACKENDS.register("xformers")
+class XFormersBackend(_PlainMaskOnly):
+    name, module = "xformers", "xformers"
+
+    def native(self, q, k, v, causal, dropout_p):
+        from xformers.ops import LowerTriangularMask, memory_efficient_attention
+
+        bias = LowerTriangularMask() if causal else None
+        out = memory_efficient_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_bias=bias, p=dropout_p)
+        return out.transpose(1, 2)
+
+
+def resolve_backend(name: str, device: torch.device, mask: AttnMask | None = None) -> AttentionBackend:
+    """'auto' picks flex for span masks on GPU and SDPA otherwise; a named backend must be usable."""
+    if name == "auto":
+        if mask is not None and mask.span_ids is not None and FlexBackend.available(device):
+            return FlexBackend()
+        return SDPABackend()
+    cls = BACKENDS.get(name)
+    if not cls.available(device):
+        usable = [n for n in BACKENDS.names() if BACKENDS.get(n).available(device)]
+        raise RuntimeError(
+            f"attention backend {name!r} is not usable on {device.type} (not installed or needs a GPU); "
+            f"usable here: {', '.join(usable)}"
+        )
+    return cls()
+
+
+def prepare(name: str, mask: AttnMask, batch: int, lq: int, lk: int, device: torch.device) -> Prepared:
+    backend = resolve_backend(name, device, mask)
+    return Prepared(backend, backend.prepare(mask, batch, lq, lk, device))

@@ -1,0 +1,64 @@
+"""torchrun integration: process group from the environment, rank-aware helpers."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1 or "RANK" in os.environ
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_name: str) -> tuple[DistInfo, torch.device]:
+    """Start the process group when launched by torchrun; pick this rank's device."""
+    from core.device import pick_device
+
+    if "RANK" not in os.environ:
+        return DistInfo(), pick_device(device_name)
+    info = DistInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
+    device = pick_device(device_name)
+    if device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(device)
+        backend = "nccl"
+    else:
+        backend = "gloo"
+    requested = os.environ.get("TRAIN_DIST_BACKEND", backend)
+    if requested == "nccl" and device.type != "cuda":
+        raise RuntimeError("the nccl backend needs CUDA GPUs; on a CPU machine use gloo (TRAIN_DIST_BACKEND=gloo)")
+    if not dist.is_initialized():
+        dist.init_process_group(requested, device_id=device if device.type == "cuda" else None)
+    return info, device
+
+
+def barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
+    if dist.is_available() and dist.is_initialized():
+        x = x.clone()
+        dist.all_reduce(x, op=dist.ReduceOp.AVG if x.device.type == "cuda" else dist.ReduceOp.SUM)
+        if x.device.type != "cuda":
+            x /= dist.get_world_size()
+    return x
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,233 @@
+"""The training loop shared by every objective.
+
+config -> task (data) -> model -> objective -> AdamW -> loop with accumulation, clipping, EMA,
+logging, evaluation, samples and atomic checkpoints. Resuming restores weights, EMA, optimizer,
+schedule (a function of the step), RNG states and the data position, so an interrupted run
+continues bit for bit (on CPU).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from core import checkpoint as ckpt_lib
+from core.context import RunContext
+from core.device import pick_dtype, sync
+from core.distributed import all_reduce_mean, barrier, init_distributed
+from core.ema import EMA
+from core.metrics_log import MetricsLog
+from core.model import Model
+from core.optim import build_optimizer, lr_at
+from modalities.task import get_task
+from objectives import get_objective
+
+PEAK_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12}
+
+
+def peak_flops(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in PEAK_FLOPS.items() if k in name), None)
+
+
+def _to(batch: dict, device) -> dict:
+    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+
+class Trainer:
+    def __init__(self, cfg, run_dir: Path, resume_from: Path | None = None, quiet: bool = False):
+        self.cfg, self.run_dir, self.quiet = cfg, Path(run_dir), quiet
+        tcfg = cfg.train
+        self.dist, self.device = init_distributed(tcfg.device)
+        self.dtype = pick_dtype(tcfg.dtype, self.device)
+        self.ctx = RunContext(cfg, self.device, self.dtype, self.dist.rank, self.dist.world)
+        torch.manual_seed(tcfg.seed + self.dist.rank)
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+
+        objective_cls = get_objective(cfg.objective.name)
+        self.task = get_task(objective_cls.task)(cfg, self.run_dir, resume_from is not None, self.dist.rank, self.dist.world)
+        self.spec = self.task.spec()
+        self.objective = objective_cls(cfg.objective, self.spec)
+        if self.dist.is_main:
+            (self.run_dir / "spec.json").write_text(self.spec.to_json())
+
+        self.model = Model(cfg.model, self.spec).to(self.device)
+        self.ema = EMA(self.model, tcfg.ema) if tcfg.ema > 0 else None
+        self.optimizer = build_optimizer(self.model, tcfg, self.device)
+        self.step = 0
+        self.train_seconds = 0.0
+        self.best_val: float | None = None
+        if resume_from is not None:
+            meta = ckpt_lib.load_checkpoint(resume_from, self.model, self.optimizer, self.ema)
+            state = meta["trainer"]
+            self.step, self.train_seconds, self.best_val = state["step"], state["train_seconds"], state.get("best_val")
+            self.task.load_data_state(state.get("data", {}))
+        self.train_model = self._wrap(self.model)
+        self.log = MetricsLog(self.run_dir, enabled=self.dist.is_main)
+        if resume_from is not None and self.dist.is_main:
+            self.log.truncate_after(self.step)
+
+    def _wrap(self, model):
+        from core.parallel import wrap_model
+
+        model = wrap_model(model, self.cfg.train.distributed, self.dist, self.device)
+        if self.cfg.train.compile:
+            model.compile()
+        return model
+
+    # --- bookkeeping --------------------------------------------------------------------------
+    @property
+    def samples_per_step(self) -> int:
+        t = self.cfg.train
+        return t.batch_size * t.grad_accum * self.dist.world
+
+    def flops_per_step(self) -> float:
+        """6 N per token for forward+backward plus attention (nanoGPT's estimate), times the
+        objective's multiplier for extra forward passes."""
+        shape = self.model.backbone
+        n = self.model.num_params(exclude_embeddings=True)
+        t = self.task.tokens_per_sample
+        per_token = 6 * n + 12 * shape.n_layer * shape.d_model * t
+        return per_token * t * self.samples_per_step * self.objective.flops_multiplier
+
+    def trainer_state(self) -> dict:
+        return {"step": self.step, "train_seconds": self.train_seconds, "best_val": self.best_val,
+                "data": self.task.data_state()}
+
+    def save(self) -> Path | None:
+        path = None
+        if self.dist.is_main:
+            path = ckpt_lib.save_checkpoint(self.run_dir / "ckpt", self.step, self.model, self.optimizer, self.ema,
+                                            self.trainer_state(), keep=self.cfg.train.keep_ckpts)
+        barrier()
+        return path
+
+    # --- evaluation ---------------------------------------------------------------------------
+    def evaluate_and_sample(self, sample: bool) -> dict:
+        model = self.ema.model if self.ema is not None else self.model
+        was_training = model.training
+        model.eval()
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            metrics = self.task.evaluate(model, self.objective, self.ctx)
+            if sample and self.dist.is_main:
+                self.task.write_samples(model, self.step, self.run_dir / "samples", self.ctx)
+        model.train(was_training)
+        return metrics
+
+    # --- the loop -----------------------------------------------------------------------------
+    def fit(self) -> dict:
+        cfg, tcfg = self.cfg, self.cfg.train
+        peak = peak_flops(self.device)
+        flops = self.flops_per_step()
+        self.train_model.train()
+        bar = tqdm(total=tcfg.steps, initial=self.step, disable=self.quiet or not self.dist.is_main,
+                   dynamic_ncols=True, desc=cfg.objective.name)
+        last_metrics: dict = {}
+        window_loss = torch.zeros((), device=self.device)
+        window_steps, window_t0 = 0, time.perf_counter()
+        stop_reason = "steps"
+        wall_t0 = time.perf_counter()
+        try:
+            while self.step < tcfg.steps:
+                t0 = time.perf_counter()
+                out = self.train_step()
+                window_loss += out["loss"].detach()
+                window_steps += 1
+                self.step += 1
+                bar.update(1)
+                if self.step % tcfg.log_every == 0 or self.step == tcfg.steps:
+                    sync(self.device)
+                    elapsed = time.perf_counter() - window_t0
+                    loss = float(all_reduce_mean(window_loss / window_steps))
+                    if not math.isfinite(loss):
+                        raise FloatingPointError(f"loss became {loss} at step {self.step}; lower train.lr or check the data")
+                    sps = window_steps / elapsed
+                    m = {"train/loss": loss, "train/lr": lr_at(self.step - 1, tcfg), "train/grad_norm": float(out["grad_norm"]),
+                         "perf/tokens_per_s": sps * self.samples_per_step * self.task.tokens_per_sample,
+                         "perf/samples_per_s": sps * self.samples_per_step, "perf/step_ms": 1000 / sps}
+                    m.update({f"train/{k}": float(v) for k, v in out.items() if k not in ("loss", "grad_norm")})
+                    if peak:
+                        m["perf/mfu"] = flops * sps / (peak * self.dist.world)
+                    self.log.log(self.step, m)
+                    bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{m['perf/tokens_per_s']:.3g}")
+                    window_loss.zero_()
+                    window_steps, window_t0 = 0, time.perf_counter()
+                self.train_seconds += time.perf_counter() - t0
+                timed_out = tcfg.time_limit > 0 and self.train_seconds >= tcfg.time_limit
+                last = self.step == tcfg.steps or timed_out
+                t_side = time.perf_counter()
+                if tcfg.eval_every and (self.step % tcfg.eval_every == 0 or last):
+                    sample_now = (tcfg.sample_every == 0) or self.step % tcfg.sample_every == 0 or last
+                    last_metrics = self.evaluate_and_sample(sample_now)
+                    self._record_eval(last_metrics, bar, time.perf_counter() - wall_t0)
+                if (tcfg.ckpt_every and self.step % tcfg.ckpt_every == 0) or last:
+                    self.save()
+                window_t0 += time.perf_counter() - t_side  # throughput excludes evaluation and saving
+                if timed_out:
+                    stop_reason = "time_limit"
+                    break
+        except KeyboardInterrupt:
+            bar.close()
+            path = self.save()
+            if self.dist.is_main:
+                print(f"\ninterrupted: saved {path}; continue with --resume")
+            raise
+        finally:
+            bar.close()
+            self.log.close()
+        summary = {"step": self.step, "train_seconds": self.train_seconds, "stop": stop_reason,
+                   "best_val": self.best_val, **last_metrics}
+        if self.dist.is_main:
+            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        return summary
+
+    def _record_eval(self, metrics: dict, bar, wall_seconds: float) -> None:
+        if not metrics:
+            return
+        key = next((k for k in metrics if k.endswith("/loss")), None)
+        if key is not None and (self.best_val is None or metrics[key] < self.best_val):
+            self.best_val = metrics[key]
+        metrics = {**metrics, "train_seconds": self.train_seconds, "wall_seconds": wall_seconds}
+        self.log.log(self.step, metrics)
+        if self.dist.is_main and not self.quiet:
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float))
+            bar.write(f"step {self.step}: {shown}")
+
+    def train_step(self) -> dict:
+        tcfg = self.cfg.train
+        lr = lr_at(self.step, tcfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        total = None
+        extras: dict = {}
+        for micro in range(tcfg.grad_accum):
+            batch = _to(self.task.train_batch(self.step, micro, tcfg.batch_size), self.device)
+            sync_now = micro == tcfg.grad_accum - 1
+            with self._no_sync(not sync_now), self.ctx.autocast():
+                out = self.objective(self.train_model, batch)
+            (out["loss"] / tcfg.grad_accum).backward()
+            loss = out["loss"].detach() / tcfg.grad_accum
+            total = loss if total is None else total + loss
+            for k, v in out.items():
+                if k != "loss":
+                    extras[k] = v.detach() if torch.is_tensor(v) else v
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tcfg.grad_clip if tcfg.grad_clip > 0 else float("inf"))
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return {"loss": total, "grad_norm": grad_norm, **extras}
+
+    def _no_sync(self, skip: bool):
+        import contextlib
+
+        no_sync = getattr(self.train_model, "no_sync", None)
+        return no_sync() if (skip and no_sync is not None) else contextlib.nullcontext()

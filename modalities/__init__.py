@@ -1,0 +1,1 @@
+"""Modality codecs and data sources: text (tokenizers, corpora), images (patches, datasets), mixed."""

@@ -1,0 +1,34 @@
+"""Token embedding in, logits out."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from core.layers import RMSNorm
+
+
+def padded_vocab(vocab_size: int, multiple: int = 64) -> int:
+    """Round the embedding table up for tensor-core friendly shapes; the extra ids are never used."""
+    return multiple * ((vocab_size + multiple - 1) // multiple)
+
+
+class TextCodec(nn.Module):
+    def __init__(self, vocab_size: int, d_model: int, tie: bool = True, std: float = 0.02):
+        super().__init__()
+        self.vocab_size = vocab_size
+        rows = padded_vocab(vocab_size)
+        self.embed = nn.Embedding(rows, d_model)
+        self.norm = RMSNorm(d_model)
+        self.head = nn.Linear(d_model, rows, bias=False)
+        nn.init.normal_(self.embed.weight, std=std)
+        if tie:
+            self.head.weight = self.embed.weight
+        else:
+            nn.init.normal_(self.head.weight, std=std)
+
+    def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.embed(ids)
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Logits over the padded table; callers slice ``[..., :vocab_size]`` where it matters."""
+        return self.head(self.norm(h))
