@@ -11,6 +11,7 @@ runs every layer with it (``attend``). Tensors are (B, H, L, D).
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +70,7 @@ class FlexBackend(AttentionBackend):
 
     @staticmethod
     def available(device):
-        return device.type == "cuda"
+        return True  # auto picks it on GPU only; on CPU it runs forward-only (used by tests)
 
     def prepare(self, mask, batch, lq, lk, device):
         from torch.nn.attention.flex_attention import create_block_mask
@@ -79,9 +80,13 @@ class FlexBackend(AttentionBackend):
 
     def attend(self, q, k, v, state, dropout_p=0.0):
         global _compiled_flex
-        if _compiled_flex is None:
-            from torch.nn.attention.flex_attention import flex_attention
+        from torch.nn.attention.flex_attention import flex_attention
 
+        if q.device.type != "cuda":  # eager reference path (no backward on CPU)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                return flex_attention(q, k, v, block_mask=state)
+        if _compiled_flex is None:
             _compiled_flex = torch.compile(flex_attention, dynamic=False)
         return _compiled_flex(q, k, v, block_mask=state)
 
@@ -133,7 +138,7 @@ class XFormersBackend(_PlainMaskOnly):
 def resolve_backend(name: str, device: torch.device, mask: AttnMask | None = None) -> AttentionBackend:
     """'auto' picks flex for span masks on GPU and SDPA otherwise; a named backend must be usable."""
     if name == "auto":
-        if mask is not None and mask.span_ids is not None and FlexBackend.available(device):
+        if mask is not None and mask.span_ids is not None and device.type == "cuda":
             return FlexBackend()
         return SDPABackend()
     cls = BACKENDS.get(name)
