@@ -1,0 +1,319 @@
+#!/usr/bin/env python
+"""GPU benchmark for the AR path: our backbone against a plain GPT measured in the same run.
+
+Phases (default: all):
+  check        CUDA correctness: flex vs SDPA span masks, greedy decode with vs without the KV cache
+  shakespeare  char-level tinyshakespeare, the classic small-GPT recipe: best val loss and the training
+               time each model needs to reach the reference's best (same eval windows for both)
+  throughput   training tokens/s at GPT-2-124M shape (bf16, compiled, fused AdamW), MFU
+  decode       batch-1 decode latency at 124M, contexts 256/1024/4096, with and without KV cache
+
+  python scripts/bench_ar.py --data ../shared/data/tinyshakespeare.txt --out results/bench_ar
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from core.config import ModelConfig, TrainConfig  # noqa: E402
+from core.model import Model, ModelSpec  # noqa: E402
+from core.optim import build_optimizer, lr_at  # noqa: E402
+from modalities.text_data import split_text  # noqa: E402
+from objectives.ar import ARConfig, AutoregressiveObjective  # noqa: E402
+from scripts.reference_gpt import PlainGPT, plain_optimizer  # noqa: E402
+
+PEAK = 989e12
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+# --- correctness on the GPU --------------------------------------------------------------------
+def phase_check(dev) -> dict:
+    from core.attention import FlexBackend, SDPABackend
+    from core.masks import AttnMask
+    from samplers.ar import generate
+
+    torch.manual_seed(0)
+    b, h, l, d = 2, 4, 256, 64
+    q, k, v = (torch.randn(b, h, l, d, device=dev, dtype=torch.bfloat16) for _ in range(3))
+    span = torch.zeros(b, l, dtype=torch.long, device=dev)
+    span[0, 10:74], span[1, 100:164], span[1, 200:232] = 1, 1, 2
+    mask = AttnMask.spans(span)
+    ref = SDPABackend().attend(q.float(), k.float(), v.float(), SDPABackend().prepare(mask, b, l, l, dev))
+    fb = FlexBackend()
+    out = fb.attend(q, k, v, fb.prepare(mask, b, l, l, dev)).float()
+    flex_err = ((out - ref).norm() / ref.norm()).item()
+    m = Model(ModelConfig(size="tiny", init_std=0.2), ModelSpec(vocab_size=500)).to(dev).eval()
+    prompts = [torch.randint(0, 500, (n,)).tolist() for n in (5, 17, 9)]
+    same = generate(m, prompts, 40, temperature=0, use_cache=True) == generate(m, prompts, 40, temperature=0, use_cache=False)
+    res = {"flex_vs_sdpa_rel_err_bf16": flex_err, "greedy_cache_equals_nocache": same}
+    log(f"check: {res}")
+    assert flex_err < 2e-2 and same
+    return res
+
+
+# --- shakespeare char ----------------------------------------------------------------------------
+RECIPE = dict(steps=5000, batch=64, ctx=256, lr=1e-3, min_lr=1e-4, warmup=100, beta2=0.99, wd=0.1, clip=1.0,
+              dropout=0.2, eval_every=100)
+
+
+def val_windows(ids: torch.Tensor, ctx: int) -> torch.Tensor:
+    n = (len(ids) - 1) // ctx
+    return ids[torch.arange(n)[:, None] * ctx + torch.arange(ctx + 1)]
+
+
+@torch.no_grad()
+def eval_loss(fn, windows, bs=64) -> float:
+    total = 0.0
+    for i in range(0, len(windows), bs):
+        w = windows[i:i + bs]
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            logits = fn(w[:, :-1])
+        total += F.cross_entropy(logits.float().flatten(0, 1), w[:, 1:].flatten(), reduction="sum").item()
+    return total / (len(windows) * (windows.shape[1] - 1))
+
+
+def reference_char_run(text: str, dev, stop: int) -> list[dict]:
+    r = RECIPE
+    train_text, val_text = split_text(text, 0.1)
+    chars = sorted(set(text))
+    stoi = {c: i for i, c in enumerate(chars)}
+    train_ids = torch.tensor([stoi[c] for c in train_text], device=dev)
+    val_w = val_windows(torch.tensor([stoi[c] for c in val_text], device=dev), r["ctx"])
+    torch.manual_seed(0)
+    model = PlainGPT(len(chars), r["ctx"], 6, 6, 384, r["dropout"]).to(dev)
+    opt = plain_optimizer(model, r["lr"], (0.9, r["beta2"]), r["wd"], fused=True)
+    step_fn = torch.compile(model)
+    tcfg = TrainConfig(steps=r["steps"], lr=r["lr"], min_lr=r["min_lr"], warmup=r["warmup"])
+    rows, train_s, wall0 = [], 0.0, time.perf_counter()
+    t0 = time.perf_counter()
+    for it in range(stop):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(it, tcfg)
+        starts = torch.randint(0, len(train_ids) - r["ctx"] - 1, (r["batch"],), device=dev)
+        idx = train_ids[starts[:, None] + torch.arange(r["ctx"] + 1, device=dev)]
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            logits = step_fn(idx[:, :-1])
+        loss = F.cross_entropy(logits.float().flatten(0, 1), idx[:, 1:].flatten())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), r["clip"])
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if (it + 1) % r["eval_every"] == 0:
+            torch.cuda.synchronize()
+            train_s += time.perf_counter() - t0
+            model.eval()
+            val = eval_loss(step_fn, val_w)
+            model.train()
+            rows.append({"step": it + 1, "val": val, "train_seconds": train_s, "wall_seconds": time.perf_counter() - wall0})
+            if (it + 1) % 500 == 0:
+                log(f"  reference step {it + 1}: val {val:.4f} train {train_s:.1f}s")
+            t0 = time.perf_counter()
+    return rows
+
+
+def ours_char_run(data_path: str, out_dir: Path, run_root: Path, stop: int) -> list[dict]:
+    import shutil
+
+    import train
+
+    run_dir = run_root / "shakespeare_ours"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    # the schedule stays the recipe's 5000 steps; only the run may stop earlier
+    train.main(["--objective", "ar", "--config", str(ROOT / "configs/shakespeare_char.yaml"), "--data", data_path,
+                "--run-dir", str(run_dir), "--quiet", "train.ckpt_every=0", f"train.lr_decay_steps={RECIPE['steps']}",
+                f"train.steps={stop}"])
+    shutil.copy(run_dir / "metrics.jsonl", out_dir / "shakespeare_ours_metrics.jsonl")
+    samples = sorted((run_dir / "samples").glob("*.txt"))
+    if samples:
+        shutil.copy(samples[-1], out_dir / "shakespeare_ours_sample.txt")
+    rows = []
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        m = json.loads(line)
+        if "val/loss" in m:
+            rows.append({"step": m["step"], "val": m["val/loss"], "train_seconds": m["train_seconds"],
+                         "wall_seconds": m["wall_seconds"]})
+    return rows
+
+
+def time_to(rows, target) -> dict | None:
+    return next((r for r in rows if r["val"] <= target), None)
+
+
+def phase_shakespeare(data_path: str, out_dir: Path, run_root: Path, dev, stop: int) -> dict:
+    text = Path(data_path).read_text()
+    log("shakespeare: reference ...")
+    ref = reference_char_run(text, dev, stop)
+    log("shakespeare: ours ...")
+    ours = ours_char_run(data_path, out_dir, run_root, stop)
+    ref_best = min(ref, key=lambda r: r["val"])
+    ours_best = min(ours, key=lambda r: r["val"])
+    hit = time_to(ours, ref_best["val"])
+    res = {"reference": ref, "ours": ours, "reference_best": ref_best, "ours_best": ours_best,
+           "ours_reaches_reference_best": hit,
+           "time_ratio_train": hit["train_seconds"] / ref_best["train_seconds"] if hit else None,
+           "time_ratio_wall": hit["wall_seconds"] / ref_best["wall_seconds"] if hit else None}
+    return res
+
+
+# --- throughput at 124M ------------------------------------------------------------------------------
+def phase_throughput(dev, batch=32, ctx=1024, vocab=50304, warmup=10, steps=30) -> dict:
+    out = {}
+    for name in ("reference", "ours"):
+        torch.manual_seed(0)
+        if name == "reference":
+            model = PlainGPT(vocab, ctx, 12, 12, 768).to(dev)
+            opt = plain_optimizer(model, 6e-4, (0.9, 0.95), 0.1, fused=True)
+            fwd = torch.compile(model)
+
+            def loss_fn(idx):
+                return F.cross_entropy(fwd(idx[:, :-1]).float().flatten(0, 1), idx[:, 1:].flatten())
+
+            n_params = sum(p.numel() for p in model.parameters()) - model.wpe.weight.numel()
+        else:
+            model = Model(ModelConfig(size="gpt2-124m"), ModelSpec(vocab_size=vocab)).to(dev)
+            opt = build_optimizer(model, TrainConfig(lr=6e-4), dev)
+            model.compile()
+            obj = AutoregressiveObjective(ARConfig())
+
+            def loss_fn(idx):
+                return obj(model, {"tokens": idx})["loss"]
+
+            n_params = model.num_params()
+        data = torch.randint(0, vocab, (warmup + steps, batch, ctx + 1), device=dev)
+        t0 = None
+        for i in range(warmup + steps):
+            if i == warmup:
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = loss_fn(data[i])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        tok_s = batch * ctx * steps / dt
+        flops_tok = 6 * n_params + 12 * 12 * 768 * ctx
+        out[name] = {"tokens_per_s": tok_s, "step_ms": 1000 * dt / steps, "params": n_params,
+                     "mfu": tok_s * flops_tok / PEAK, "peak_mem_gb": torch.cuda.max_memory_allocated() / 1e9}
+        log(f"throughput {name}: {tok_s / 1e3:.0f}k tok/s, MFU {out[name]['mfu']:.1%}")
+        del model, opt, data
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    out["ratio"] = out["ours"]["tokens_per_s"] / out["reference"]["tokens_per_s"]
+    return out
+
+
+# --- decode ------------------------------------------------------------------------------------------
+@torch.no_grad()
+def phase_decode(dev, contexts=(256, 1024, 4096), n_new=32) -> dict:
+    from samplers.ar import generate
+
+    torch.manual_seed(0)
+    model = Model(ModelConfig(size="gpt2-124m"), ModelSpec(vocab_size=50304)).to(dev, torch.bfloat16).eval()
+    rows = []
+    for ctx in contexts:
+        prompt = [torch.randint(0, 50000, (ctx - n_new,)).tolist()]
+        row = {"context": ctx}
+        for use_cache in (True, False):
+            def timed(n):
+                torch.cuda.synchronize()
+                t = time.perf_counter()
+                generate(model, prompt, n, temperature=0, use_cache=use_cache)
+                torch.cuda.synchronize()
+                return time.perf_counter() - t
+
+            timed(4)  # warm-up
+            total = min(timed(n_new) for _ in range(2))
+            first = min(timed(1) for _ in range(2))  # prefill + first token
+            per_tok = (total - first) / (n_new - 1)
+            key = "cache" if use_cache else "nocache"
+            row[f"{key}_ms_per_token"] = 1000 * per_tok
+            row[f"{key}_tokens_per_s"] = 1 / per_tok
+            row[f"{key}_prefill_ms"] = 1000 * first
+        rows.append(row)
+        log(f"decode ctx {ctx}: cache {row['cache_ms_per_token']:.2f} ms/tok, no cache {row['nocache_ms_per_token']:.2f} ms/tok")
+    base = rows[0]
+    return {"rows": rows, "cache_ratio_4096_over_256": rows[-1]["cache_ms_per_token"] / base["cache_ms_per_token"],
+            "nocache_ratio_4096_over_256": rows[-1]["nocache_ms_per_token"] / base["nocache_ms_per_token"]}
+
+
+def table(res: dict) -> str:
+    lines = []
+    if "shakespeare" in res:
+        s = res["shakespeare"]
+        rb, ob, hit = s["reference_best"], s["ours_best"], s["ours_reaches_reference_best"]
+        lines += ["| shakespeare-char | best val | at step | train s to best | wall s to best |", "|---|---|---|---|---|",
+                  f"| reference | {rb['val']:.4f} | {rb['step']} | {rb['train_seconds']:.1f} | {rb['wall_seconds']:.1f} |",
+                  f"| ours | {ob['val']:.4f} | {ob['step']} | {ob['train_seconds']:.1f} | {ob['wall_seconds']:.1f} |"]
+        if hit:
+            lines.append(f"ours reaches {rb['val']:.4f} at step {hit['step']}: {hit['train_seconds']:.1f}s train "
+                         f"({s['time_ratio_train']:.2f}x), {hit['wall_seconds']:.1f}s wall ({s['time_ratio_wall']:.2f}x)")
+        else:
+            lines.append("ours never reached the reference's best")
+    if "throughput" in res:
+        t = res["throughput"]
+        lines += ["", "| 124M train | tokens/s | step ms | MFU | peak GB |", "|---|---|---|---|---|"]
+        for k in ("reference", "ours"):
+            lines.append(f"| {k} | {t[k]['tokens_per_s']:,.0f} | {t[k]['step_ms']:.1f} | {t[k]['mfu']:.1%} | {t[k]['peak_mem_gb']:.1f} |")
+        lines.append(f"ratio ours/reference: {t['ratio']:.3f}")
+    if "decode" in res:
+        d = res["decode"]
+        lines += ["", "| decode ctx | cache ms/tok | cache tok/s | no-cache ms/tok | no-cache tok/s |", "|---|---|---|---|---|"]
+        for r in d["rows"]:
+            lines.append(f"| {r['context']} | {r['cache_ms_per_token']:.2f} | {r['cache_tokens_per_s']:.0f} | "
+                         f"{r['nocache_ms_per_token']:.2f} | {r['nocache_tokens_per_s']:.0f} |")
+        lines.append(f"latency ratio 4096/256: cache {d['cache_ratio_4096_over_256']:.2f}, no cache {d['nocache_ratio_4096_over_256']:.2f}")
+    return "\n".join(lines)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="", help="tinyshakespeare.txt (needed by the shakespeare phase)")
+    p.add_argument("--out", type=Path, default=Path("results/bench_ar"))
+    p.add_argument("--phases", default="check,shakespeare,throughput,decode")
+    p.add_argument("--run-root", type=Path, default=Path("/tmp/bench_runs"), help="scratch space for training runs")
+    p.add_argument("--char-steps", type=int, default=RECIPE["steps"],
+                   help="stop the shakespeare runs early (the schedule stays 5000 steps)")
+    args = p.parse_args()
+    if not torch.cuda.is_available():
+        sys.exit("bench_ar needs a CUDA GPU")
+    dev = torch.device("cuda")
+    torch.backends.cuda.matmul.allow_tf32 = True
+    args.out.mkdir(parents=True, exist_ok=True)
+    res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__}
+    for phase in args.phases.split(","):
+        t = time.perf_counter()
+        if phase == "check":
+            res["check"] = phase_check(dev)
+        elif phase == "shakespeare":
+            res["shakespeare"] = phase_shakespeare(args.data, args.out, args.run_root, dev, args.char_steps)
+        elif phase == "throughput":
+            res["throughput"] = phase_throughput(dev)
+        elif phase == "decode":
+            res["decode"] = phase_decode(dev)
+        else:
+            sys.exit(f"unknown phase {phase}")
+        log(f"[{phase} took {time.perf_counter() - t:.0f}s]")
+        (args.out / "bench_ar.json").write_text(json.dumps(res, indent=1))
+    text = table(res)
+    (args.out / "bench_ar.md").write_text(f"device: {res['device']}, torch {res['torch']}\n\n{text}\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
