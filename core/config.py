@@ -70,6 +70,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema: float = 0.0  # EMA decay; 0 turns EMA off
     compile: bool = False
+    compile_mode: str = "regional"  # regional: each block once (fast to compile) | full: the whole loss
     dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16
     device: str = "auto"
     seed: int = 0

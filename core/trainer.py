@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from core import checkpoint as ckpt_lib
+from core.config import ConfigError
 from core.context import RunContext
 from core.device import pick_dtype, sync
 from core.distributed import all_reduce_mean, barrier, init_distributed
@@ -37,7 +38,15 @@ def peak_flops(device: torch.device) -> float | None:
 
 
 def _to(batch: dict, device) -> dict:
-    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+    """Host batches go through pinned memory so the copy does not stall the CPU behind the GPU."""
+    def move(v):
+        if not torch.is_tensor(v):
+            return v
+        if device.type == "cuda" and v.device.type == "cpu":
+            v = v.pin_memory()
+        return v.to(device, non_blocking=True)
+
+    return {k: move(v) for k, v in batch.items()}
 
 
 class Trainer:
@@ -76,12 +85,19 @@ class Trainer:
             self.log.truncate_after(self.step)
 
     def _wrap(self, model):
+        """Compile (per block, or the whole loss function) and then wrap for data parallelism."""
         from core.parallel import wrap_model
 
-        model = wrap_model(model, self.cfg.train.distributed, self.dist, self.device)
-        if self.cfg.train.compile:
-            model.compile()
-        return model
+        tcfg = self.cfg.train
+        if tcfg.compile and tcfg.compile_mode == "regional":
+            model.compile_regions()
+        elif tcfg.compile and tcfg.compile_mode != "full":
+            raise ConfigError(f"train.compile_mode={tcfg.compile_mode!r}: choose regional or full")
+        wrapped = wrap_model(model, tcfg.distributed, self.dist, self.device)
+        self.loss_fn = self.objective
+        if tcfg.compile and tcfg.compile_mode == "full":
+            self.loss_fn = torch.compile(self.objective.__call__)
+        return wrapped
 
     # --- bookkeeping --------------------------------------------------------------------------
     @property
@@ -212,7 +228,7 @@ class Trainer:
             batch = _to(self.task.train_batch(self.step, micro, tcfg.batch_size), self.device)
             sync_now = micro == tcfg.grad_accum - 1
             with self._no_sync(not sync_now), self.ctx.autocast():
-                out = self.objective(self.train_model, batch)
+                out = self.loss_fn(self.train_model, batch)
             (out["loss"] / tcfg.grad_accum).backward()
             loss = out["loss"].detach() / tcfg.grad_accum
             total = loss if total is None else total + loss

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from core.layers import RMSNorm
 
@@ -32,3 +33,9 @@ class TextCodec(nn.Module):
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """Logits over the padded table; callers slice ``[..., :vocab_size]`` where it matters."""
         return self.head(self.norm(h))
+
+    def forward(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean next-token cross-entropy in float32. A module call of its own so that compiling it
+        fuses the upcast and log-softmax instead of writing float32 logits to memory."""
+        logits = self.logits(h)
+        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())

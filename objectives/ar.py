@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch.nn.functional as F
-
 from objectives import OBJECTIVES
 
 
@@ -25,6 +23,4 @@ class AutoregressiveObjective:
 
     def __call__(self, model, batch: dict) -> dict:
         tokens = batch["tokens"]
-        logits = model("text", tokens=tokens[:, :-1])
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), tokens[:, 1:].flatten())
-        return {"loss": loss}
+        return {"loss": model("text", tokens=tokens[:, :-1], targets=tokens[:, 1:])}

@@ -47,12 +47,17 @@ class PlainGPT(nn.Module):
                 std = 0.02 / math.sqrt(2 * n_layer) if name.endswith(("proj.weight", "out.weight")) else 0.02
                 nn.init.normal_(p, std=std)
 
-    def forward(self, idx):
+    def forward(self, idx, targets=None):
+        """Logits, or with targets the mean cross-entropy (computed inside forward, so a compiled
+        model fuses it, as the classic implementations do)."""
         pos = torch.arange(idx.shape[1], device=idx.device)
         x = self.drop(self.wte(idx) + self.wpe(pos))
         for blk in self.blocks:
             x = blk(x)
-        return self.head(self.ln_f(x))
+        logits = self.head(self.ln_f(x))
+        if targets is None:
+            return logits
+        return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
 
 
 def plain_optimizer(model: nn.Module, lr: float, betas, weight_decay: float, fused: bool):
