@@ -46,7 +46,7 @@ class DataConfig:
     # images
     image_size: int = 0  # 0: the dataset's own size
     patch_size: int = 2
-    label_dropout: float = 0.1
+    image_pad_value: float = -1.0  # background used when padding up to image_size (in [-1, 1])
     # streaming
     text_path: str = ""  # text shards/file mixed into image-text runs
     text_ratio: float = 0.0
@@ -96,6 +96,8 @@ class SampleConfig:
     steps: int = 4
     guidance: float = 1.0
     seed: int = 0
+    eval_images: int = 500  # samples scored at each evaluation of image runs
+    inception_path: str = ""  # TorchScript Inception-v3 for FID; empty: the project's classifier features
 
 
 @dataclass
@@ -143,6 +145,11 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     elif annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML reads 2e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif annotation is str:
         if isinstance(value, str):
             return value

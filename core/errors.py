@@ -13,8 +13,9 @@ from core.run_dir import RunDirError
 def user_errors() -> tuple[type, ...]:
     from modalities.text_data import DataError
     from modalities.tokenizers import TokenizerError
+    from samplers.image_common import SamplerMismatch
 
-    return (ConfigError, CheckpointError, RegistryError, RunDirError, DataError, TokenizerError)
+    return (ConfigError, CheckpointError, RegistryError, RunDirError, DataError, TokenizerError, SamplerMismatch)
 
 
 @contextmanager

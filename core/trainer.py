@@ -65,6 +65,8 @@ class Trainer:
         self.task = get_task(objective_cls.task)(cfg, self.run_dir, resume_from is not None, self.dist.rank, self.dist.world)
         self.spec = self.task.spec()
         self.objective = objective_cls(cfg.objective, self.spec)
+        if hasattr(self.objective, "validate_batch"):
+            self.objective.validate_batch(tcfg.batch_size)  # per process: groups never straddle ranks
         if self.dist.is_main:
             (self.run_dir / "spec.json").write_text(self.spec.to_json())
 
@@ -134,7 +136,7 @@ class Trainer:
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             metrics = self.task.evaluate(model, self.objective, self.ctx)
             if sample and self.dist.is_main:
-                self.task.write_samples(model, self.step, self.run_dir / "samples", self.ctx)
+                self.task.write_samples(model, self.objective, self.step, self.run_dir / "samples", self.ctx)
         model.train(was_training)
         return metrics
 

@@ -37,7 +37,7 @@ class Task:
     def evaluate(self, model, objective, ctx) -> dict:
         return {}
 
-    def write_samples(self, model, step: int, out_dir: Path, ctx) -> Path | None:
+    def write_samples(self, model, objective, step: int, out_dir: Path, ctx) -> Path | None:
         return None
 
 

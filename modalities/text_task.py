@@ -56,7 +56,7 @@ class TextTask(Task):
         return [w[:16].tolist() for w in windows]
 
     @torch.no_grad()
-    def write_samples(self, model, step: int, out_dir: Path, ctx) -> Path:
+    def write_samples(self, model, objective, step: int, out_dir: Path, ctx) -> Path:
         scfg = self.cfg.sample
         generate = get_sampler(scfg.sampler or "ar")
         prompts = self.prompts(scfg.num_samples)

@@ -38,3 +38,45 @@ def sample_text(args, cfg, spec, model, run_dir, device):
         if i:
             print("-" * 72)
         sys.stdout.write(tok.decode(p) + tok.decode(o) + "\n")
+
+
+def parse_labels(text: str | None, n: int, num_classes: int):
+    if not num_classes:
+        return None
+    if not text:
+        return torch.arange(n) % num_classes
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--labels must be comma-separated integers, got {text!r}") from None
+    bad = [v for v in values if not 0 <= v < num_classes]
+    if bad:
+        raise ValueError(f"--labels {bad} out of range: this model has classes 0..{num_classes - 1}")
+    return torch.tensor(values).repeat((n + len(values) - 1) // len(values))[:n]
+
+
+@SAMPLE_COMMANDS.register("image")
+def sample_images(args, cfg, spec, model, run_dir, device):
+    import numpy as np
+
+    from modalities.image_data import to_uint8
+    from modalities.image_eval import save_grid
+    from objectives import get_objective
+    from samplers.image_common import check_compatible
+
+    objective = get_objective(cfg.objective.name)(cfg.objective, spec)
+    s = cfg.sample
+    name = args.sampler or s.sampler or objective.default_sampler
+    sampler = get_sampler(name)
+    check_compatible(name, sampler, cfg.objective.name)
+    n = _pick(args.num, 10 * s.num_samples)
+    labels = parse_labels(args.labels, n, spec.num_classes)
+    steps, guidance = _pick(args.steps, s.steps), _pick(args.guidance, s.guidance)
+    g = torch.Generator(device=device).manual_seed(args.seed)
+    res = sampler(model, objective, None if labels is None else labels.to(device), n, steps, guidance, generator=g)
+    images = to_uint8(res.images / spec.image_scale).cpu()
+    out = args.out or run_dir / "samples" / f"{name}_{steps}steps_g{guidance:g}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_grid(images, out, nrow=10)
+    np.savez(out.with_suffix(".npz"), images=images.numpy(), labels=np.asarray([] if labels is None else labels))
+    print(f"{n} samples, {name}, {steps} steps, guidance {guidance:g}, NFE {res.nfe} per image -> {out} (+ .npz)")

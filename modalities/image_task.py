@@ -1,0 +1,87 @@
+"""The image task: datasets scaled to std sigma_d, class-conditional batches, sample-based evaluation."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from core.model import ModelSpec
+from modalities.image_data import load_image_sets
+from modalities.image_eval import ImageEvaluator, balanced_labels, save_grid
+from modalities.task import TASKS, Task
+from modalities.text_data import DataError
+
+
+@TASKS.register("image")
+class ImageTask(Task):
+    def __init__(self, cfg, run_dir: Path, resuming: bool, rank: int = 0, world: int = 1):
+        self.cfg, self.rank = cfg, rank
+        d = cfg.data
+        self.train, self.test = load_image_sets(d.path, d.image_size, d.image_pad_value)
+        size = self.train.images.shape[-1]
+        if size % d.patch_size:
+            raise DataError(f"image size {size} is not divisible by data.patch_size={d.patch_size}; "
+                            "set data.image_size (e.g. 32 for MNIST) or another patch size")
+        sigma_d = getattr(cfg.objective, "sigma_d", 0.5)
+        spec_path = Path(run_dir) / "spec.json"
+        if resuming and spec_path.is_file():  # keep the scale the run started with
+            self.scale = ModelSpec.from_json(spec_path.read_text()).image_scale
+        else:
+            self.scale = float(sigma_d / self.train.images.std())
+        self.tokens_per_sample = (size // d.patch_size) ** 2
+        self._evaluator = None
+
+    def spec(self) -> ModelSpec:
+        t = self.train
+        return ModelSpec(image_channels=t.images.shape[1], image_size=t.images.shape[-1], patch_size=self.cfg.data.patch_size,
+                         num_classes=t.num_classes, image_scale=self.scale)
+
+    def describe(self) -> str:
+        t = self.train
+        return (f"images: {len(t)} train / {len(self.test)} test, {tuple(t.images.shape[1:])}, "
+                f"{t.num_classes} classes, scale x{self.scale:.3f} to std {self.scale * float(t.images.std()):.2f}")
+
+    def train_batch(self, step: int, micro: int, batch_size: int) -> dict:
+        g = torch.Generator().manual_seed(hash((self.cfg.train.seed, step, micro, self.rank)) & 0x7FFF_FFFF_FFFF)
+        idx = torch.randint(0, len(self.train), (batch_size,), generator=g)
+        out = {"images": self.train.images[idx] * self.scale}
+        if self.train.labels is not None:
+            out["labels"] = self.train.labels[idx]
+        return out
+
+    def evaluator(self, device) -> ImageEvaluator:
+        if self._evaluator is None:
+            self._evaluator = ImageEvaluator(self.train, self.test, device, self.cfg.sample.inception_path)
+        return self._evaluator
+
+    def _sampler_name(self, objective) -> str:
+        return self.cfg.sample.sampler or objective.default_sampler
+
+    @torch.no_grad()
+    def evaluate(self, model, objective, ctx) -> dict:
+        s = self.cfg.sample
+        if s.eval_images <= 0 or not ctx.is_main:
+            return {}
+        ev = self.evaluator(ctx.device)
+        with ctx.autocast():
+            gen = ev.generate(model, objective, self._sampler_name(objective), s.steps, s.guidance, s.eval_images, s.seed)
+        scores = ev.score(gen["images"], gen["labels"], kid_subsets=10)
+        return {f"eval/{k}": v for k, v in scores.items()} | {"eval/nfe": gen["nfe"]}
+
+    @torch.no_grad()
+    def write_samples(self, model, objective, step: int, out_dir: Path, ctx) -> Path:
+        from modalities.image_data import to_uint8
+        from samplers import get_sampler
+
+        s = self.cfg.sample
+        n = 10 * max(1, s.num_samples)
+        labels = balanced_labels(n, model.spec.num_classes)
+        labels = None if labels is None else labels.view(-1, 10).t().reshape(-1).to(ctx.device)  # one class per row
+        g = torch.Generator(device=ctx.device).manual_seed(s.seed)
+        with ctx.autocast():
+            res = get_sampler(self._sampler_name(objective))(model, objective, labels, n, s.steps, s.guidance, generator=g)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"step_{step:07d}.png"
+        save_grid(to_uint8(res.images / model.spec.image_scale).cpu(), path, nrow=max(1, s.num_samples))
+        return path
+

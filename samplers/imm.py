@@ -1,0 +1,70 @@
+"""IMM samplers: pushforward (x_{i-1} = f(x_i; t_{i-1}, t_i)) and restart (jump to eps_t, re-noise).
+
+Time grids follow the paper: 1 step T -> eps_t; 2 steps through eta = 1.4; >= 4 steps uniform in t
+(or EDM rho = 7 spacing in eta). All time arithmetic is float64.
+"""
+from __future__ import annotations
+
+import torch
+
+from objectives.paths import alpha_sigma, eta, eta_inverse
+from samplers import SAMPLERS
+from samplers.image_common import ImageSample, evals_per_step, serves, start_noise
+
+
+def imm_times(steps: int, T: float, eps_t: float, schedule: str, spacing: str = "uniform") -> torch.Tensor:
+    """Decreasing float64 times t_N = T > ... > t_0 = eps_t (N + 1 values)."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if steps == 1:
+        return torch.tensor([T, eps_t], dtype=torch.float64)
+    if steps == 2:
+        return torch.tensor([T, float(eta_inverse(1.4, schedule)), eps_t], dtype=torch.float64)
+    if spacing == "uniform":
+        return torch.linspace(T, eps_t, steps + 1, dtype=torch.float64)
+    if spacing == "edm":
+        lo, hi, rho = float(eta(eps_t, schedule)), float(eta(T, schedule)), 7.0
+        i = torch.arange(steps + 1, dtype=torch.float64) / steps
+        e = (hi ** (1 / rho) + i * (lo ** (1 / rho) - hi ** (1 / rho))) ** rho
+        return eta_inverse(e, schedule)
+    raise ValueError(f"unknown spacing {spacing!r}; choose uniform or edm")
+
+
+def _const(v: torch.Tensor, n: int) -> torch.Tensor:
+    return v.reshape(1).expand(n).clone()
+
+
+@SAMPLERS.register("imm_pushforward")
+@serves("imm")
+@torch.no_grad()
+def pushforward(model, objective, labels, n: int, steps: int, guidance: float = 1.0, generator=None,
+                spacing: str = "uniform") -> ImageSample:
+    cfg, spec = objective.cfg, model.spec
+    device = next(model.parameters()).device
+    times = imm_times(steps, cfg.T, cfg.eps_t, cfg.schedule, spacing)
+    x = start_noise(n, (spec.image_channels, spec.image_size, spec.image_size), cfg.sigma_d, device, generator)
+    for i in range(steps):
+        t, s = _const(times[i], n), _const(times[i + 1], n)
+        x = objective.f(model, x, s, t, labels, guidance)
+    return ImageSample(x, steps * evals_per_step(guidance, labels))
+
+
+@SAMPLERS.register("imm_restart")
+@serves("imm")
+@torch.no_grad()
+def restart(model, objective, labels, n: int, steps: int, guidance: float = 1.0, generator=None,
+            spacing: str = "uniform") -> ImageSample:
+    cfg, spec = objective.cfg, model.spec
+    device = next(model.parameters()).device
+    times = imm_times(steps, cfg.T, cfg.eps_t, cfg.schedule, spacing)
+    shape = (spec.image_channels, spec.image_size, spec.image_size)
+    x = start_noise(n, shape, cfg.sigma_d, device, generator)
+    eps_t = _const(times[-1], n)
+    for i in range(steps):
+        clean = objective.f(model, x, eps_t, _const(times[i], n), labels, guidance)
+        if i == steps - 1:
+            x = clean
+        else:
+            a, s = alpha_sigma(times[i + 1], cfg.schedule)
+            x = float(a) * clean + float(s) * start_noise(n, shape, cfg.sigma_d, device, generator)
+    return ImageSample(x, steps * evals_per_step(guidance, labels))

@@ -1,0 +1,140 @@
+#!/usr/bin/env python
+"""GPU benchmark for image generation on MNIST: train IMM or flow matching for a fixed time on the
+same backbone, then measure FID (Inception, N samples vs the 10,000 test images), KID and class
+accuracy across step counts; optionally the training step time of IMM vs flow matching.
+
+  python scripts/bench_imm.py --objective fm  --data mnist.npz --inception fid_inception_v3_fp16.pt --out OUT
+  python scripts/bench_imm.py --objective imm --data mnist.npz --inception fid_inception_v3_fp16.pt --out OUT --throughput
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from scripts.eval_images import evaluate_run, write_table  # noqa: E402
+
+# (sampler, steps, N): the comparisons that matter first, cheaper N for the long tails
+PLANS = {
+    "imm": [("imm_pushforward", k, 10000) for k in (1, 2, 4, 8)] + [("imm_restart", k, 10000) for k in (2, 4, 8)],
+    "fm": [("euler", k, 10000) for k in (2, 4, 8, 16, 32, 64)] + [("heun", k, 10000) for k in (1, 2, 4, 8, 16)]
+    + [("euler", 1, 10000), ("euler", 128, 2000)] + [("heun", k, 2000) for k in (32, 64, 128)],
+}
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def train_run(objective: str, data: str, run_dir: Path, seconds: float) -> dict:
+    import train
+
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return train.main(["--objective", objective, "--config", str(ROOT / f"configs/{objective}_mnist.yaml"), "--data", data,
+                       "--run-dir", str(run_dir), "--quiet", f"train.time_limit={seconds}"])
+
+
+def step_time(objective_name: str, batch: int = 256, warmup: int = 15, steps: int = 50) -> dict:
+    """Training step time of one objective on the MNIST-shaped backbone (compiled blocks, bf16)."""
+    from core.config import ModelConfig, TrainConfig
+    from core.model import Model, ModelSpec
+    from core.optim import build_optimizer
+    from objectives import get_objective
+
+    dev = torch.device("cuda")
+    spec = ModelSpec(image_channels=1, image_size=32, patch_size=2, num_classes=10, image_scale=0.8)
+    cls = get_objective(objective_name)
+    cfg = cls.Config()
+    if objective_name == "imm":
+        cfg.output, cfg.k = "simple_edm", 10
+    obj = cls(cfg, spec)
+    torch.manual_seed(0)
+    model = Model(ModelConfig(size="dit-s", n_layer=8), spec).to(dev)
+    model.compile_regions()
+    opt = build_optimizer(model, TrainConfig(lr=3e-4, weight_decay=0.0), dev)
+    x = torch.randn(warmup + steps, batch, 1, 32, 32, device=dev) * 0.5
+    y = torch.randint(0, 10, (warmup + steps, batch), device=dev)
+    for i in range(warmup + steps):
+        if i == warmup:
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = obj(model, {"images": x[i], "labels": y[i]})["loss"]
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    torch.cuda.synchronize()
+    dt = (time.perf_counter() - t0) / steps
+    return {"step_ms": 1000 * dt, "images_per_s": batch / dt, "params": model.num_params()}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--objective", choices=sorted(PLANS), required=True)
+    p.add_argument("--data", required=True, help="mnist.npz")
+    p.add_argument("--inception", default="", help="TorchScript Inception-v3 for FID")
+    p.add_argument("--out", type=Path, default=Path("results/bench_imm"))
+    p.add_argument("--run-root", type=Path, default=Path("/tmp/bench_runs"))
+    p.add_argument("--train-seconds", type=float, default=240)
+    p.add_argument("--eval-budget", type=float, default=240, help="seconds; later settings are skipped")
+    p.add_argument("--guidance", type=float, default=1.5)
+    p.add_argument("--throughput", action="store_true", help="also time IMM vs FM training steps")
+    p.add_argument("--skip-train", action="store_true", help="evaluate an existing run in --run-root")
+    args = p.parse_args()
+    if not torch.cuda.is_available():
+        sys.exit("bench_imm needs a CUDA GPU")
+    args.out.mkdir(parents=True, exist_ok=True)
+    res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "objective": args.objective}
+    run_dir = args.run_root / f"{args.objective}_mnist"
+    if args.throughput:
+        res["step_time"] = {name: step_time(name) for name in ("fm", "imm")}
+        res["step_time"]["imm_over_fm"] = res["step_time"]["imm"]["step_ms"] / res["step_time"]["fm"]["step_ms"]
+        log(f"step time: {json.dumps(res['step_time'])}")
+    if not args.skip_train:
+        t = time.perf_counter()
+        res["train"] = train_run(args.objective, args.data, run_dir, args.train_seconds)
+        res["train"]["wall_seconds"] = time.perf_counter() - t
+        shutil.copy(run_dir / "metrics.jsonl", args.out / f"{args.objective}_metrics.jsonl")
+        log(f"trained: {res['train']}")
+    t = time.perf_counter()
+    grids = args.run_root / "grids"
+    rows, _ = evaluate_run(run_dir, PLANS[args.objective], args.guidance, 1000, args.inception, args.data,
+                           compile=True, time_budget=args.eval_budget, out=grids, quiet=True)
+    res["eval_seconds"] = time.perf_counter() - t
+    res["eval"] = rows
+    write_table(rows, args.out, f"{args.objective}_eval")
+    for sampler, k, _ in PLANS[args.objective][:3]:
+        grid = grids / f"{run_dir.name}_{sampler}_{k}.png"
+        if grid.exists() and k in (1, 2, 4):
+            shutil.copy(grid, args.out / grid.name)
+    (args.out / f"bench_imm_{args.objective}.json").write_text(json.dumps(res, indent=1, default=str))
+    lines = [f"device {res['device']}, {args.objective}, guidance {args.guidance}",
+             "| sampler | steps | NFE | N | FID | KID x1e3 | FID (clf) | class acc | s/img |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r.get("skipped"):
+            lines.append(f"| {r['sampler']} | {r['steps']} | skipped ({r['skipped']}) |")
+            continue
+        lines.append(f"| {r['sampler']} | {r['steps']} | {r['nfe']} | {r['n']} | {r.get('fid', float('nan')):.2f} | "
+                     f"{1e3 * r.get('kid', float('nan')):.2f} | {r['fid_clf']:.2f} | {r['class_acc']:.4f} | {r['seconds_per_image']:.2e} |")
+    if "step_time" in res:
+        st = res["step_time"]
+        lines.append(f"\nstep time (batch 256): fm {st['fm']['step_ms']:.1f} ms ({st['fm']['images_per_s']:.0f} img/s), "
+                     f"imm {st['imm']['step_ms']:.1f} ms ({st['imm']['images_per_s']:.0f} img/s), imm/fm {st['imm_over_fm']:.2f}")
+    if "train" in res:
+        lines.append(f"training: {res['train'].get('step')} steps in {res['train'].get('train_seconds', 0):.0f}s")
+    text = "\n".join(lines)
+    (args.out / f"bench_imm_{args.objective}.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+import pytest
+import torch
+
+from core.config import ConfigError, ModelConfig
+from core.model import Model, ModelSpec
+from objectives.imm import IMMConfig, IMMObjective, group_mmd, r_from, sample_times, validate
+
+SPEC = ModelSpec(image_channels=1, image_size=4, patch_size=2, num_classes=3)
+
+
+def model():
+    torch.manual_seed(0)
+    m = Model(ModelConfig(size="tiny", n_layer=1, d_model=32, n_head=2), SPEC)
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    return m
+
+
+def test_r_lies_between_s_and_t_and_moves_towards_t_as_k_grows():
+    g = torch.Generator().manual_seed(0)
+    prev = None
+    for k in (4, 8, 12, 16):
+        cfg = IMMConfig(k=k, min_gap=0.0)
+        s, r, t = sample_times(4000, cfg, torch.Generator().manual_seed(1))
+        assert s.dtype == torch.float64 and (s <= r).all() and (r <= t).all()
+        assert (s >= cfg.eps_t).all() and (t <= cfg.T).all()
+        if prev is not None:
+            assert (r >= prev - 1e-15).all()  # a smaller decrement keeps r closer to t
+        prev = r
+    del g
+    cfg = IMMConfig(k=20, min_gap=1e-4)
+    s, r, t = sample_times(4000, cfg, torch.Generator().manual_seed(2))
+    ok = (t - s) >= 1e-4
+    assert ((t - r)[ok] >= 1e-4 - 1e-15).all()  # the low-precision gap
+
+
+def test_r_is_the_eta_decrement():
+    cfg = IMMConfig(k=10, min_gap=0.0)
+    t = torch.tensor([0.5], dtype=torch.float64)
+    d = 160 / 2 ** 10
+    expected = (1.0 - d) / (1 + 1.0 - d)  # eta(0.5) = 1 for OT-FM
+    assert float(r_from(torch.tensor([0.0], dtype=torch.float64), t, cfg)) == pytest.approx(expected, abs=1e-15)
+    near_zero = r_from(torch.tensor([0.001], dtype=torch.float64), torch.tensor([0.002], dtype=torch.float64), cfg)
+    assert float(near_zero) == 0.001  # eta(t) - d < 0 is clamped, then r = max(s, 0) = s
+
+
+def test_mmd_properties():
+    torch.manual_seed(0)
+    a, b = torch.randn(8, 16), torch.randn(8, 16)
+    width = torch.tensor([2.0, 0.5])
+    for kind in ("laplace", "rbf"):
+        same = group_mmd(a, a.clone(), 4, width, kind)
+        assert torch.allclose(same, torch.zeros(2), atol=1e-7)
+        diff = group_mmd(a, b, 4, width, kind)
+        assert (diff > 0).all()
+        torch.testing.assert_close(diff, group_mmd(b, a, 4, width, kind))
+
+
+def test_mmd_gradient_is_finite_with_identical_particles():
+    a = torch.randn(4, 8, requires_grad=True)
+    loss = group_mmd(a, a.detach().clone(), 4, torch.tensor([1.0]), "laplace").sum()
+    loss.backward()
+    assert torch.isfinite(a.grad).all()
+
+
+def test_two_passes_second_without_gradient_and_groups_share_times():
+    m = model()
+    calls = []
+
+    def hook(module, args, kwargs):
+        calls.append((torch.is_grad_enabled(), kwargs["noise_t"].clone(), kwargs["noise_s"].clone()))
+
+    m.register_forward_pre_hook(hook, with_kwargs=True)
+    obj = IMMObjective(IMMConfig(M=4, label_dropout=0.0), SPEC)
+    x = torch.randn(8, 1, 4, 4) * 0.5
+    out = obj(m, {"images": x, "labels": torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])})
+    assert [c[0] for c in calls] == [True, False]  # y_t with gradients, y_r without (same weights)
+    for _, nt, ns in calls:
+        for group in (nt[:4], nt[4:], ns[:4], ns[4:]):
+            assert torch.equal(group, group[:1].expand(4))  # one (s, r, t) per group of M
+        assert nt[0] != nt[4]
+    assert calls[0][1][0] > calls[1][1][0]  # t > r
+    out["loss"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.parameters())
+
+
+def test_target_is_detached():
+    m = model()
+    obj = IMMObjective(IMMConfig(M=2, label_dropout=0.0), SPEC)
+    x = torch.randn(4, 1, 4, 4) * 0.5
+    torch.manual_seed(5)
+    loss = obj(m, {"images": x, "labels": torch.tensor([0, 1, 2, 0])})["loss"]
+    grads = torch.autograd.grad(loss, list(m.parameters()), allow_unused=True)
+    # recompute by hand with y_r detached: must give the same gradient
+    from objectives.imm import group_mmd as gm
+    from objectives.paths import alpha_sigma, ddim, imm_weight, skip_out
+    torch.manual_seed(5)
+    s_g, r_g, t_g = sample_times(2, obj.cfg)
+    s, r, t = (v.repeat_interleave(2) for v in (s_g, r_g, t_g))
+    eps = torch.randn_like(x) * 0.5
+    a_t, sig_t = alpha_sigma(t, "ot_fm")
+    x_t = a_t.float().view(-1, 1, 1, 1) * x + sig_t.float().view(-1, 1, 1, 1) * eps
+    x_r = ddim(x_t, x, t, r, "ot_fm")
+    labels = torch.tensor([0, 1, 2, 0])
+    y_t = obj.f(m, x_t, s, t, labels)
+    y_r = obj.f(m, x_r, s, r, labels).detach()
+    width = (skip_out(s_g, t_g, "ot_fm", 0.5, "euler_fm")[1].abs() * 16).float()
+    ref = (imm_weight(t_g, "ot_fm", 1.0, 4.0).float() * gm(y_t.flatten(1), y_r.flatten(1), 2, width, "laplace")).mean()
+    torch.testing.assert_close(loss, ref)
+    ref_grads = torch.autograd.grad(ref, list(m.parameters()), allow_unused=True)
+    for g1, g2 in zip(grads, ref_grads):
+        if g1 is None:
+            assert g2 is None
+        else:
+            torch.testing.assert_close(g1, g2)
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("k", 0, "objective.k"), ("k", 50, "objective.k"), ("T", 1.0, "objective.T"), ("T", 0.001, "objective.T"),
+    ("M", 0, "objective.M"), ("kernel", "gauss", "laplace or rbf"), ("output", "x0", "output form"),
+])
+def test_bad_settings_are_refused(field, value, match):
+    with pytest.raises(ConfigError, match=match):
+        validate(IMMConfig(**{field: value}))
+
+
+def test_batch_must_be_a_multiple_of_m():
+    with pytest.raises(ConfigError, match="multiple of objective.M"):
+        validate(IMMConfig(M=4), batch_size=30)
+    with pytest.raises(ConfigError, match="multiple of objective.M"):
+        IMMObjective(IMMConfig(M=4), SPEC)(model(), {"images": torch.randn(6, 1, 4, 4), "labels": torch.zeros(6, dtype=torch.long)})

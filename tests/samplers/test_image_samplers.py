@@ -1,0 +1,68 @@
+import pytest
+import torch
+
+from core.config import ModelConfig
+from core.model import Model, ModelSpec
+from objectives.fm import FlowMatchingObjective, FMConfig
+from objectives.imm import IMMConfig, IMMObjective
+from samplers import get_sampler
+from samplers.image_common import SamplerMismatch, check_compatible
+from samplers.imm import imm_times
+
+SPEC = ModelSpec(image_channels=1, image_size=4, patch_size=2, num_classes=3)
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    m = Model(ModelConfig(size="tiny", n_layer=1, d_model=32, n_head=2), SPEC).eval()
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    return m
+
+
+def count_calls(m):
+    calls = []
+    m.register_forward_pre_hook(lambda mod, a, kw: calls.append(kw["x"].shape[0]), with_kwargs=True)
+    return calls
+
+
+@pytest.mark.parametrize("name,objective,steps,expected", [
+    ("imm_pushforward", "imm", 4, 4), ("imm_restart", "imm", 8, 8), ("imm_pushforward", "imm", 1, 1),
+    ("euler", "fm", 16, 16), ("heun", "fm", 8, 15), ("heun", "fm", 1, 1),
+])
+@pytest.mark.parametrize("guidance", [1.0, 1.5])
+def test_nfe_is_reported_and_true(model, name, objective, steps, expected, guidance):
+    obj = IMMObjective(IMMConfig(), SPEC) if objective == "imm" else FlowMatchingObjective(FMConfig(), SPEC)
+    calls = count_calls(model)
+    labels = torch.tensor([0, 1, 2, 0])
+    res = get_sampler(name)(model, obj, labels, 4, steps, guidance, generator=torch.Generator().manual_seed(0))
+    per_eval = 2 if guidance != 1.0 else 1
+    assert res.nfe == expected * per_eval
+    assert sum(calls) == 4 * res.nfe  # network evaluations actually run, per image
+    assert res.images.shape == (4, 1, 4, 4) and torch.isfinite(res.images).all()
+
+
+@pytest.mark.parametrize("name,objective", [("imm_pushforward", "imm"), ("imm_restart", "imm"), ("euler", "fm"), ("heun", "fm")])
+def test_deterministic_under_a_seed(model, name, objective):
+    obj = IMMObjective(IMMConfig(), SPEC) if objective == "imm" else FlowMatchingObjective(FMConfig(), SPEC)
+    run = lambda seed: get_sampler(name)(model, obj, torch.tensor([0, 1]), 2, 4, 1.5, generator=torch.Generator().manual_seed(seed)).images
+    assert torch.equal(run(1), run(1)) and not torch.equal(run(1), run(2))
+
+
+def test_imm_time_grids():
+    assert imm_times(1, 0.994, 0.006, "ot_fm").tolist() == [0.994, 0.006]
+    two = imm_times(2, 0.994, 0.006, "ot_fm")
+    assert abs(float(two[1]) - 1.4 / 2.4) < 1e-12 and two.dtype == torch.float64
+    four = imm_times(4, 0.994, 0.006, "ot_fm")
+    assert torch.allclose(four[:-1] - four[1:], torch.full((4,), (0.994 - 0.006) / 4, dtype=torch.float64))
+    edm = imm_times(8, 0.994, 0.006, "ot_fm", "edm")
+    assert (edm[:-1] > edm[1:]).all() and abs(float(edm[0]) - 0.994) < 1e-12 and abs(float(edm[-1]) - 0.006) < 1e-12
+
+
+def test_sampler_objective_mismatch_is_refused():
+    with pytest.raises(SamplerMismatch, match="trained with 'fm'"):
+        check_compatible("imm_pushforward", get_sampler("imm_pushforward"), "fm")
+    with pytest.raises(SamplerMismatch, match="trained with 'imm'"):
+        check_compatible("heun", get_sampler("heun"), "imm")
+    check_compatible("euler", get_sampler("euler"), "fm")
