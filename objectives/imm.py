@@ -18,7 +18,7 @@ from objectives.paths import Parameterization, alpha_sigma, ddim, eta, eta_inver
 class IMMConfig:
     name: str = "imm"
     schedule: str = "ot_fm"  # ot_fm | cosine
-    output: str = "euler_fm"  # euler_fm (ot_fm only) | simple_edm
+    output: str = "simple_edm"  # simple_edm | euler_fm (ot_fm only)
     second_time: str = "stride"  # identity (s) | stride (t - s); stride suits bf16
     sigma_d: float = 0.5
     M: int = 4  # particles per group

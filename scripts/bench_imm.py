@@ -54,7 +54,7 @@ def step_time(objective_name: str, batch: int = 256, warmup: int = 15, steps: in
     cls = get_objective(objective_name)
     cfg = cls.Config()
     if objective_name == "imm":
-        cfg.output, cfg.k = "simple_edm", 10
+        cfg.output, cfg.k = "simple_edm", 8
     obj = cls(cfg, spec)
     torch.manual_seed(0)
     model = Model(ModelConfig(size="dit-s", n_layer=8), spec).to(dev)
@@ -86,6 +86,7 @@ def main():
     p.add_argument("--run-root", type=Path, default=Path("/tmp/bench_runs"))
     p.add_argument("--train-seconds", type=float, default=240)
     p.add_argument("--eval-budget", type=float, default=240, help="seconds; later settings are skipped")
+    p.add_argument("--end-time", type=float, default=0, help="unix time by which evaluation must end (caps the budget)")
     p.add_argument("--guidance", type=float, default=1.5)
     p.add_argument("--throughput", action="store_true", help="also time IMM vs FM training steps")
     p.add_argument("--skip-train", action="store_true", help="evaluate an existing run in --run-root")
@@ -105,10 +106,13 @@ def main():
         res["train"]["wall_seconds"] = time.perf_counter() - t
         shutil.copy(run_dir / "metrics.jsonl", args.out / f"{args.objective}_metrics.jsonl")
         log(f"trained: {res['train']}")
+    budget = args.eval_budget
+    if args.end_time:
+        budget = max(30.0, min(budget, args.end_time - time.time() - 45))  # the last setting may overrun
     t = time.perf_counter()
     grids = args.run_root / "grids"
     rows, _ = evaluate_run(run_dir, PLANS[args.objective], args.guidance, 1000, args.inception, args.data,
-                           compile=True, time_budget=args.eval_budget, out=grids, quiet=True)
+                           compile=True, time_budget=budget, out=grids, quiet=True)
     res["eval_seconds"] = time.perf_counter() - t
     res["eval"] = rows
     write_table(rows, args.out, f"{args.objective}_eval")
