@@ -104,7 +104,7 @@ def test_target_is_detached():
     labels = torch.tensor([0, 1, 2, 0])
     y_t = obj.f(m, x_t, s, t, labels)
     y_r = obj.f(m, x_r, s, r, labels).detach()
-    width = (skip_out(s_g, t_g, "ot_fm", 0.5, "euler_fm")[1].abs() * 16).float()
+    width = (skip_out(s_g, t_g, "ot_fm", 0.5, obj.cfg.output)[1].abs() * 16).float()
     ref = (imm_weight(t_g, "ot_fm", 1.0, 4.0).float() * gm(y_t.flatten(1), y_r.flatten(1), 2, width, "laplace")).mean()
     torch.testing.assert_close(loss, ref)
     ref_grads = torch.autograd.grad(ref, list(m.parameters()), allow_unused=True)
