@@ -1,0 +1,43 @@
+"""The backbone over interleaved sequences (one image span per row), and over an image span alone
+that continues a cached prefix (caption -> image sampling)."""
+from __future__ import annotations
+
+import torch
+
+from core.blocks import Modulation
+from core.masks import AttnMask
+
+
+def _gather_index(image_start: torch.Tensor, n: int, d: int) -> torch.Tensor:
+    idx = image_start[:, None] + torch.arange(n, device=image_start.device)
+    return idx[..., None].expand(-1, -1, d)
+
+
+def mixed_forward(model, tokens: torch.Tensor | None, pos: torch.Tensor, span_ids: torch.Tensor, images: torch.Tensor,
+                  noise_t: torch.Tensor, noise_s: torch.Tensor, key_valid: torch.Tensor | None = None,
+                  image_start: torch.Tensor | None = None, targets: torch.Tensor | None = None, cache=None):
+    """-> (text logits, or mean cross-entropy when targets are given, or None; image output G).
+
+    With ``tokens`` the sequence holds text with one image span per row starting at ``image_start``.
+    Without, the input is just the image span, appended after whatever ``cache`` holds; ``span_ids`` and
+    ``key_valid`` then describe the whole (cached + new) sequence.
+    """
+    img = model.image.tokens(images)
+    b, n, d = img.shape
+    cond = model.image.condition(noise_t, noise_s, None)[:, None, :]
+    if tokens is None:
+        h, mod, idx = img, Modulation(cond), None
+    else:
+        h = model.text.embed_tokens(tokens)
+        idx = _gather_index(image_start, n, d)
+        h = h.scatter(1, idx, img.to(h.dtype))
+        token_mask = torch.zeros(h.shape[:2], device=h.device, dtype=h.dtype).scatter(1, idx[..., 0], 1.0)
+        mod = Modulation(cond, token_mask[..., None])
+    h = model.embed_drop(h)
+    h = model.backbone(h, pos, AttnMask(causal=True, span_ids=span_ids, key_valid=key_valid), mod=mod, cache=cache)
+    img_h = h if idx is None else h.gather(1, idx)
+    g = model.image.output(img_h, cond)
+    if tokens is None:
+        return None, g
+    text = model.text(h, targets) if targets is not None else model.text.logits(h)
+    return text, g
