@@ -47,9 +47,11 @@ class DataConfig:
     image_size: int = 0  # 0: the dataset's own size
     patch_size: int = 2
     image_pad_value: float = -1.0  # background used when padding up to image_size (in [-1, 1])
-    # streaming
-    text_path: str = ""  # text shards/file mixed into image-text runs
-    text_ratio: float = 0.0
+    # streaming (mixed runs)
+    text_path: str = ""  # text-only shards (.txt members) mixed into image-text batches
+    text_ratio: float = 0.0  # share of batches drawn from text_path
+    text_eval_path: str = ""  # a UTF-8 file whose last val_fraction gives validation bits per byte
+    eval_path: str = ""  # labelled images (.npz / folder) for class metrics; empty with no --data: digits
     num_workers: int = 0
     shuffle_buffer: int = 1000
 

@@ -1,0 +1,264 @@
+"""The mixed task: image-caption webdataset shards (and optional text-only shards) -> interleaved
+batches; evaluation of caption -> image (class accuracy, FID on classifier features), image ->
+caption (accuracy of the named digit) and text bits per byte.
+
+With no --data, the embedded 8x8 digits are written as captioned shards into the run directory.
+"""
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+from core.model import ModelSpec
+from modalities.image_data import load_image_sets, to_uint8
+from modalities.image_eval import save_grid
+from modalities.mixed_sequence import CAPTION_TO_IMAGE, IGNORE, IMAGE_TO_CAPTION, MixedLayout, pack_batch
+from modalities.shard_writer import DIGIT_WORDS, EVAL_TEMPLATE, brace_pattern, write_image_shards
+from modalities.shards import ShardStream, StreamReader, image_text_decoder, text_decoder
+from modalities.task import TASKS, Task
+from modalities.text_data import DataError, bits_per_byte, read_text_file, split_text
+from modalities.tokenizers import build_tokenizer, load_tokenizer
+
+DIGIT_PATTERN = re.compile(r"\b(" + "|".join(DIGIT_WORDS) + r"|\d)\b")
+
+
+def named_digit(text: str) -> int | None:
+    m = DIGIT_PATTERN.search(text.lower())
+    if not m:
+        return None
+    w = m.group(1)
+    return int(w) if w.isdigit() else DIGIT_WORDS.index(w)
+
+
+def write_default_shards(run_dir: Path) -> str:
+    """The embedded digits as captioned shards (written once per run directory)."""
+    out = Path(run_dir) / "shards"
+    existing = sorted(out.glob("train-*.tar"))
+    if existing:
+        return brace_pattern([str(p) for p in existing])
+    train, _ = load_image_sets("", 0)
+    return brace_pattern(write_image_shards(train.images, train.labels, str(out / "train-%06d.tar"), per_shard=250))
+
+
+@TASKS.register("mixed")
+class MixedTask(Task):
+    def __init__(self, cfg, run_dir: Path, resuming: bool, rank: int = 0, world: int = 1):
+        self.cfg, self.rank, self.run_dir = cfg, rank, Path(run_dir)
+        d, o = cfg.data, cfg.objective
+        default = not d.path
+        pattern = write_default_shards(run_dir) if default else d.path
+        self.size = d.image_size or (8 if default else 0)
+        if not self.size:
+            raise DataError("set data.image_size for shard data (images are resized and centre-cropped to it)")
+        if self.size % d.patch_size:
+            raise DataError(f"data.image_size={self.size} is not divisible by data.patch_size={d.patch_size}")
+        probe = StreamReader(ShardStream(pattern, image_text_decoder(self.size, 3), rank, world, cfg.train.seed, 1))
+        first = probe.take(min(256, 64))
+        channels = 1 if all(bool((s["image"][0] == s["image"][1]).all() and (s["image"][1] == s["image"][2]).all())
+                            for s in first) else 3
+        self.images = StreamReader(ShardStream(pattern, image_text_decoder(self.size, channels), rank, world,
+                                               cfg.train.seed, d.shuffle_buffer), d.num_workers)
+        self.texts = None
+        if d.text_path and d.text_ratio > 0:
+            self.texts = StreamReader(ShardStream(d.text_path, text_decoder, rank, world, cfg.train.seed + 1,
+                                                  d.shuffle_buffer), d.num_workers)
+        tok_file = Path(run_dir) / "tokenizer.json"
+        if resuming and tok_file.is_file():
+            self.tokenizer = load_tokenizer(run_dir)
+        else:
+            corpus = "\n".join(s["caption"] for s in first)
+            self.tokenizer = build_tokenizer(d.tokenizer, corpus, d.vocab_size, d.tokenizer_path)
+            if rank == 0:
+                self.tokenizer.save(run_dir)
+        spec_path = Path(run_dir) / "spec.json"
+        if resuming and spec_path.is_file():
+            self.scale = ModelSpec.from_json(spec_path.read_text()).image_scale
+        else:
+            sample = torch.stack([s["image"][:channels] for s in first])
+            self.scale = float(o.sigma_d / sample.std())
+        self.channels = channels
+        self.layout = MixedLayout(o.caption_len, self.size // d.patch_size)
+        self.tokens_per_sample = self.layout.seq_len
+        self.truncated = 0
+        self.eval_sets = None
+        self._classifier = None
+        self._text_eval = None
+
+    # --- spec and batches ----------------------------------------------------------------------
+    def spec(self) -> ModelSpec:
+        return ModelSpec(vocab_size=self.tokenizer.vocab_size, image_channels=self.channels, image_size=self.size,
+                         patch_size=self.cfg.data.patch_size, num_classes=0, image_scale=self.scale)
+
+    def describe(self) -> str:
+        extra = f", text shards at ratio {self.cfg.data.text_ratio}" if self.texts else ""
+        return (f"mixed: {len(self.images.loader.dataset.urls)} image-caption shard(s){extra}; {self.channels}x{self.size}"
+                f"x{self.size} images, {self.tokenizer.kind} tokenizer (vocab {self.tokenizer.vocab_size}), "
+                f"sequences of {self.layout.seq_len} tokens")
+
+    def _rng(self, step: int, micro: int) -> random.Random:
+        return random.Random(hash((self.cfg.train.seed, step, micro, self.rank)))
+
+    def train_batch(self, step: int, micro: int, batch_size: int) -> dict:
+        rng = self._rng(step, micro)
+        if self.texts is not None and rng.random() < self.cfg.data.text_ratio:
+            return self._text_batch(batch_size)
+        o = self.cfg.objective
+        samples = self.images.take(batch_size)
+        directions, captions = [], []
+        for g in range(batch_size // o.M):
+            d = CAPTION_TO_IMAGE if rng.random() < o.p_caption_to_image else IMAGE_TO_CAPTION
+            directions += [d] * o.M
+        for s, d in zip(samples, directions):
+            ids = self.tokenizer.encode(s["caption"])
+            if len(ids) > o.caption_len:
+                self.truncated += 1
+            if d == CAPTION_TO_IMAGE and rng.random() < o.caption_dropout:
+                ids = []
+            captions.append(ids)
+        batch = pack_batch(self.tokenizer, captions, directions, self.layout)
+        batch["images"] = torch.stack([s["image"] for s in samples]) * self.scale
+        batch["kind"] = "image_text"
+        return batch
+
+    def _text_batch(self, batch_size: int) -> dict:
+        length = self.layout.seq_len
+        tokens = torch.full((batch_size, length + 1), self.tokenizer.pad, dtype=torch.long)
+        for i, s in enumerate(self.texts.take(batch_size)):
+            ids = [self.tokenizer.bos, *self.tokenizer.encode(s["text"])][:length + 1]
+            tokens[i, :len(ids)] = torch.tensor(ids)
+        targets = tokens[:, 1:].clone()
+        targets[targets == self.tokenizer.pad] = IGNORE
+        return {"kind": "text", "tokens": tokens[:, :-1], "targets": targets}
+
+    def data_state(self) -> dict:
+        return {"images": self.images.consumed, "texts": self.texts.consumed if self.texts else 0,
+                "truncated_captions": self.truncated}
+
+    def load_data_state(self, state: dict) -> None:
+        self.images.skip_to(state.get("images", 0))
+        if self.texts is not None:
+            self.texts.skip_to(state.get("texts", 0))
+        self.truncated = state.get("truncated_captions", 0)
+
+    def stream_stats(self) -> dict:
+        out = {"data/truncated_captions": self.truncated}
+        skipped = self.images.skipped + (self.texts.skipped if self.texts else Counter())
+        out["data/skipped_samples"] = sum(skipped.values())
+        return out
+
+    # --- evaluation ------------------------------------------------------------------------------
+    def _eval_images(self):
+        if self.eval_sets is None:
+            d = self.cfg.data
+            path = d.eval_path if d.eval_path else ("" if not d.path else None)
+            if path is None:
+                self.eval_sets = ()
+            else:
+                self.eval_sets = load_image_sets(path, self.size, d.image_pad_value)
+        return self.eval_sets
+
+    def classifier(self, device):
+        if self._classifier is None and self._eval_images():
+            from modalities.image_classifier import get_classifier
+
+            train, _ = self._eval_images()
+            self._classifier = get_classifier(train.images, train.labels, train.num_classes, device)
+        return self._classifier
+
+    def caption_ids(self, labels: list[int]) -> list[list[int]]:
+        return [self.tokenizer.encode(EVAL_TEMPLATE.format(word=DIGIT_WORDS[c])) for c in labels]
+
+    @torch.no_grad()
+    def evaluate(self, model, objective, ctx) -> dict:
+        s = self.cfg.sample
+        out: dict = self.stream_stats()
+        if not ctx.is_main:
+            return out
+        if self._eval_images() and s.eval_images > 0:
+            from core.fid import fid
+            from modalities.image_classifier import predict_and_features
+            from samplers import get_sampler
+
+            n = s.eval_images
+            labels = [i % 10 for i in range(n)]
+            g = torch.Generator(device=ctx.device).manual_seed(s.seed)
+            imgs = []
+            for i in range(0, n, 500):
+                with ctx.autocast():
+                    res = get_sampler("caption_to_image")(model, objective, self.caption_ids(labels[i:i + 500]),
+                                                           self.tokenizer, s.steps, s.guidance, generator=g)
+                imgs.append(to_uint8(res.images / self.scale).cpu())
+            images = torch.cat(imgs)
+            clf = self.classifier(ctx.device)
+            preds, feats = predict_and_features(clf, images.float() / 127.5 - 1)
+            _, test = self._eval_images()
+            _, ref = predict_and_features(clf, test.images)
+            out["eval/c2i_class_acc"] = float((preds == torch.tensor(labels)).float().mean())
+            out["eval/c2i_fid_clf"] = fid(feats.numpy(), ref.numpy())
+            out["eval/nfe"] = res.nfe
+            out["eval/i2c_acc"] = self.image_to_caption_accuracy(model, objective, test, min(n, len(test)), ctx)
+        bpb = self.text_bpb(model, ctx)
+        if bpb is not None:
+            out["val/bpb"] = bpb
+        return out
+
+    @torch.no_grad()
+    def image_to_caption_accuracy(self, model, objective, test, n: int, ctx) -> float:
+        from samplers import get_sampler
+
+        correct = 0
+        for i in range(0, n, 500):
+            x = test.images[i:min(n, i + 500)].to(ctx.device) * self.scale
+            with ctx.autocast():
+                caps = get_sampler("image_to_caption")(model, objective, x, self.tokenizer, self.cfg.objective.caption_len)
+            for c, y in zip(caps, test.labels[i:i + 500].tolist()):
+                correct += int(named_digit(self.tokenizer.decode(c)) == y)
+        return correct / n
+
+    @torch.no_grad()
+    def text_bpb(self, model, ctx) -> float | None:
+        d = self.cfg.data
+        if not d.text_eval_path:
+            return None
+        if self._text_eval is None:
+            _, val = split_text(read_text_file(d.text_eval_path), d.val_fraction)
+            ids = torch.tensor(self.tokenizer.encode(val))
+            L = self.layout.seq_len
+            n = min((len(ids) - 1) // L, max(1, self.cfg.train.eval_batches) * self.cfg.train.batch_size)
+            windows = ids[torch.arange(n)[:, None] * L + torch.arange(L + 1)]
+            self._text_eval = (windows, len(ids) / len(val.encode()))
+        windows, tokens_per_byte = self._text_eval
+        total, count = 0.0, 0
+        for i in range(0, len(windows), self.cfg.train.batch_size):
+            w = windows[i:i + self.cfg.train.batch_size].to(ctx.device)
+            with ctx.autocast():
+                loss = model("text", tokens=w[:, :-1], targets=w[:, 1:])
+            total += float(loss) * len(w)
+            count += len(w)
+        return bits_per_byte(total / count, tokens_per_byte)
+
+    @torch.no_grad()
+    def write_samples(self, model, objective, step: int, out_dir: Path, ctx) -> Path:
+        from samplers import get_sampler
+
+        s = self.cfg.sample
+        labels = [c for c in range(10) for _ in range(max(1, s.num_samples))]
+        g = torch.Generator(device=ctx.device).manual_seed(s.seed)
+        with ctx.autocast():
+            res = get_sampler("caption_to_image")(model, objective, self.caption_ids(labels), self.tokenizer, s.steps,
+                                                   s.guidance, generator=g)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"step_{step:07d}.png"
+        save_grid(to_uint8(res.images / self.scale).cpu(), path, nrow=max(1, s.num_samples))
+        if self._eval_images():
+            _, test = self._eval_images()
+            x = test.images[:10].to(ctx.device) * self.scale
+            with ctx.autocast():
+                caps = get_sampler("image_to_caption")(model, objective, x, self.tokenizer, self.cfg.objective.caption_len)
+            lines = [f"true {y}: {self.tokenizer.decode(c)!r}" for c, y in zip(caps, test.labels[:10].tolist())]
+            (out_dir / f"step_{step:07d}_captions.txt").write_text("\n".join(lines) + "\n")
+        return path

@@ -1,0 +1,86 @@
+"""Mixed text + image: next-token loss on the text of interleaved sequences plus lambda times the IMM
+loss on their image spans. Caption -> image rows carry a noised image (IMM); image -> caption rows a
+clean one (t = s = 0). Groups of M rows share one direction and one (s, r, t). Text-only batches,
+when the data mixes them in, train the next-token loss alone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from core.config import ConfigError
+from objectives import OBJECTIVES
+from objectives.imm import IMMConfig, group_mmd, sample_times, validate
+from objectives.paths import Parameterization, alpha_sigma, ddim, imm_weight, skip_out
+
+
+@dataclass
+class MixedConfig(IMMConfig):
+    name: str = "mixed"
+    lam: float = 1.0  # weight of the IMM loss
+    p_caption_to_image: float = 0.5  # share of image-text groups trained caption -> image
+    caption_dropout: float = 0.1  # caption -> image rows with the empty caption (for guidance)
+    caption_len: int = 32  # caption tokens kept; longer captions are truncated and counted
+
+
+@OBJECTIVES.register("mixed")
+class MixedObjective:
+    Config = MixedConfig
+    task = "mixed"
+    default_sampler = "caption_to_image"
+    flops_multiplier = 4 / 3
+
+    def __init__(self, cfg: MixedConfig, spec=None):
+        validate(cfg)
+        if not 0 <= cfg.p_caption_to_image <= 1 or not 0 <= cfg.caption_dropout < 1 or cfg.lam < 0:
+            raise ConfigError("need 0 <= p_caption_to_image <= 1, 0 <= caption_dropout < 1 and lam >= 0")
+        if cfg.caption_len < 1:
+            raise ConfigError(f"objective.caption_len must be >= 1, got {cfg.caption_len}")
+        self.cfg = cfg
+        self.param = Parameterization(cfg.schedule, cfg.output, cfg.second_time, cfg.sigma_d)
+        self.null_label = None
+
+    def validate_batch(self, batch_size: int) -> None:
+        validate(self.cfg, batch_size)
+
+    def __call__(self, model, batch: dict) -> dict:
+        if batch["kind"] == "text":
+            loss = model("text", tokens=batch["tokens"], targets=batch["targets"])
+            return {"loss": loss, "ar_loss": loss.detach()}
+        cfg, m = self.cfg, self.cfg.M
+        x, noised = batch["images"], batch["noised"]
+        b = x.shape[0]
+        s_g, r_g, t_g = sample_times(b // m, cfg)
+        noisy_g = noised.view(-1, m)[:, 0].cpu()
+        zero = torch.zeros_like(t_g)
+        s_g, r_g, t_g = (torch.where(noisy_g, v, zero) for v in (s_g, r_g, t_g))  # clean rows: t = s = 0
+        s, r, t = (v.repeat_interleave(m) for v in (s_g, r_g, t_g))
+        a_t, sig_t = alpha_sigma(t, cfg.schedule)
+        shape = (-1, *[1] * (x.dim() - 1))
+        eps = torch.randn_like(x) * cfg.sigma_d
+        x_t = a_t.float().to(x.device).view(shape) * x + sig_t.float().to(x.device).view(shape) * eps
+        text_loss, g = self._forward(model, batch, x_t, s, t, batch["targets"])
+        out = {"ar_loss": text_loss.detach()}
+        imm = torch.zeros((), device=x.device)
+        rows = noised.nonzero().squeeze(1)
+        if len(rows):
+            keep = noisy_g.nonzero().squeeze(1)
+            y_t = self.param.combine(x_t[rows], g[rows], s[rows.cpu()], t[rows.cpu()])
+            x_r = ddim(x_t[rows], x[rows], t[rows.cpu()], r[rows.cpu()], cfg.schedule)
+            with torch.no_grad():
+                sub = {k: v[rows] for k, v in batch.items() if torch.is_tensor(v) and v.dim() > 0 and k != "images"}
+                _, g_r = self._forward(model, sub, x_r, s[rows.cpu()], r[rows.cpu()], None)
+                y_r = self.param.combine(x_r, g_r, s[rows.cpu()], r[rows.cpu()])
+            _, c_out = skip_out(s_g[keep], t_g[keep], cfg.schedule, cfg.sigma_d, cfg.output)
+            width = (c_out.abs() * x[0].numel()).float().to(x.device)
+            mmd = group_mmd(y_t.flatten(1), y_r.flatten(1), m, width, cfg.kernel)
+            imm = (imm_weight(t_g[keep], cfg.schedule, cfg.a, cfg.b).float().to(x.device) * mmd).mean()
+            out["imm_loss"] = imm.detach()
+        return {"loss": text_loss + cfg.lam * imm, **out}
+
+    def _forward(self, model, batch, x_t, s, t, targets):
+        x_in, nt, ns = self.param.network_inputs(x_t, s, t)
+        return model("mixed", tokens=batch["tokens"], pos=batch["pos"], span_ids=batch["span_ids"],
+                     key_valid=batch["key_valid"], image_start=batch["image_start"], images=x_in, noise_t=nt,
+                     noise_s=ns, targets=targets)
