@@ -80,3 +80,33 @@ def sample_images(args, cfg, spec, model, run_dir, device):
     save_grid(images, out, nrow=10)
     np.savez(out.with_suffix(".npz"), images=images.numpy(), labels=np.asarray([] if labels is None else labels))
     print(f"{n} samples, {name}, {steps} steps, guidance {guidance:g}, NFE {res.nfe} per image -> {out} (+ .npz)")
+
+
+@SAMPLE_COMMANDS.register("mixed")
+def sample_mixed(args, cfg, spec, model, run_dir, device):
+    """Caption -> image grid (--prompt, or one row per digit with the evaluation caption)."""
+    import numpy as np
+
+    from modalities.image_data import to_uint8
+    from modalities.image_eval import save_grid
+    from modalities.shard_writer import DIGIT_WORDS, EVAL_TEMPLATE
+    from modalities.tokenizers import load_tokenizer
+    from objectives import get_objective
+
+    tok = load_tokenizer(run_dir)
+    objective = get_objective(cfg.objective.name)(cfg.objective, spec)
+    s = cfg.sample
+    if args.prompt:
+        texts = [args.prompt] * _pick(args.num, 10)
+    else:
+        per = max(1, _pick(args.num, 40) // 10)
+        texts = [EVAL_TEMPLATE.format(word=w) for w in DIGIT_WORDS for _ in range(per)]
+    steps, guidance = _pick(args.steps, s.steps), _pick(args.guidance, s.guidance)
+    g = torch.Generator(device=device).manual_seed(args.seed)
+    res = get_sampler("caption_to_image")(model, objective, [tok.encode(t) for t in texts], tok, steps, guidance, generator=g)
+    images = to_uint8(res.images / spec.image_scale).cpu()
+    out = args.out or run_dir / "samples" / f"caption_to_image_{steps}steps_g{guidance:g}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_grid(images, out, nrow=10 if args.prompt else max(1, len(texts) // 10))
+    np.savez(out.with_suffix(".npz"), images=images.numpy(), captions=np.asarray(texts))
+    print(f"{len(texts)} images from captions, {steps} steps, guidance {guidance:g}, NFE {res.nfe} per image -> {out}")

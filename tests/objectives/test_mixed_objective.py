@@ -1,0 +1,53 @@
+import torch
+
+from core.config import ModelConfig
+from core.model import Model, ModelSpec
+from modalities.mixed_sequence import MixedLayout, pack_batch
+from modalities.tokenizers import ByteTokenizer
+from objectives.mixed import MixedConfig, MixedObjective
+
+TOK = ByteTokenizer()
+SPEC = ModelSpec(vocab_size=TOK.vocab_size, image_channels=1, image_size=8, patch_size=4)
+
+
+def setup(directions):
+    torch.manual_seed(0)
+    m = Model(ModelConfig(size="tiny", n_layer=1, d_model=32, n_head=2), SPEC)
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    caps = [TOK.encode(f"digit {i}") for i in range(len(directions))]
+    b = pack_batch(TOK, caps, directions, MixedLayout(8, 2))
+    b["images"] = torch.randn(len(directions), 1, 8, 8) * 0.5
+    b["kind"] = "image_text"
+    return m, b
+
+
+def test_two_passes_clean_rows_and_loss_composition():
+    m, b = setup(["c2i"] * 2 + ["i2c"] * 2)
+    calls = []
+    m.register_forward_pre_hook(lambda mod, a, kw: calls.append((torch.is_grad_enabled(), kw["noise_t"].clone(),
+                                                                 kw["tokens"].shape[0])), with_kwargs=True)
+    obj = MixedObjective(MixedConfig(M=2, lam=3.0), SPEC)
+    out = obj(m, b)
+    (g1, nt1, rows1), (g2, nt2, rows2) = calls
+    assert g1 and not g2  # target pass without gradients
+    assert rows1 == 4 and rows2 == 2  # the target pass runs only the caption -> image rows
+    assert nt1[0] == nt1[1] > 0 and (nt1[2:] == 0).all()  # a group shares t; clean rows have t = 0
+    torch.testing.assert_close(out["loss"], out["ar_loss"] + 3.0 * out["imm_loss"])
+    out["loss"].backward()
+    assert m.image.patch_embed.weight.grad.abs().sum() > 0 and m.text.embed.weight.grad.abs().sum() > 0
+
+
+def test_image_to_caption_only_batch_has_no_imm_term():
+    m, b = setup(["i2c"] * 4)
+    out = MixedObjective(MixedConfig(M=2), SPEC)(m, b)
+    assert "imm_loss" not in out and torch.equal(out["loss"], out["ar_loss"] + 0)
+
+
+def test_text_only_batches_train_next_token_loss():
+    m, _ = setup(["c2i"] * 2)
+    tokens = torch.randint(0, 256, (2, 10))
+    out = MixedObjective(MixedConfig(M=2), SPEC)(m, {"kind": "text", "tokens": tokens[:, :-1], "targets": tokens[:, 1:]})
+    logits = m("text", tokens=tokens[:, :-1])
+    ref = torch.nn.functional.cross_entropy(logits.flatten(0, 1), tokens[:, 1:].flatten())
+    torch.testing.assert_close(out["loss"], ref)
