@@ -62,3 +62,17 @@ def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
 def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def gather_rng(rank: int) -> dict:
+    """Every rank's RNG states, merged on rank 0 (others get their own)."""
+    from core.checkpoint import rng_state
+
+    mine = rng_state(rank)
+    if not (dist.is_available() and dist.is_initialized()):
+        return mine
+    parts = [None] * dist.get_world_size() if rank == 0 else None
+    dist.gather_object(mine, parts, dst=0)
+    if rank != 0:
+        return mine
+    return {k: v for part in parts for k, v in part.items()}

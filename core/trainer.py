@@ -16,11 +16,13 @@ import torch
 from tqdm import tqdm
 
 from core import checkpoint as ckpt_lib
+from core.batch_rng import BatchRNG
 from core.config import ConfigError
 from core.context import RunContext
 from core.device import pick_dtype, sync
-from core.distributed import all_reduce_mean, barrier, init_distributed
+from core.distributed import all_reduce_mean, barrier, gather_rng, init_distributed
 from core.ema import EMA
+from core.state import load_model_state, load_optim_state, model_state, optim_state
 from core.metrics_log import MetricsLog
 from core.model import Model
 from core.optim import build_optimizer, lr_at
@@ -70,21 +72,39 @@ class Trainer:
         if self.dist.is_main:
             (self.run_dir / "spec.json").write_text(self.spec.to_json())
 
+        self.fsdp = self.dist.enabled and tcfg.distributed == "fsdp"
         self.model = Model(cfg.model, self.spec).to(self.device)
+        self.train_model = self._wrap(self.model)  # compile, then DDP/FSDP2
+        self.optimizer = build_optimizer(self.model, tcfg, self.device)  # after sharding: params are DTensors
         self.ema = EMA(self.model, tcfg.ema) if tcfg.ema > 0 else None
-        self.optimizer = build_optimizer(self.model, tcfg, self.device)
+        self.eval_model: Model | None = None
         self.step = 0
         self.train_seconds = 0.0
         self.best_val: float | None = None
         if resume_from is not None:
-            meta = ckpt_lib.load_checkpoint(resume_from, self.model, self.optimizer, self.ema)
-            state = meta["trainer"]
-            self.step, self.train_seconds, self.best_val = state["step"], state["train_seconds"], state.get("best_val")
-            self.task.load_data_state(state.get("data", {}))
-        self.train_model = self._wrap(self.model)
+            self._restore(resume_from)
         self.log = MetricsLog(self.run_dir, enabled=self.dist.is_main)
         if resume_from is not None and self.dist.is_main:
             self.log.truncate_after(self.step)
+
+    def _restore(self, ckpt: Path) -> None:
+        data = ckpt_lib.read_checkpoint(ckpt)
+        try:
+            load_model_state(self.model, data["model"], self.fsdp)
+            if data["optim"] is not None:
+                load_optim_state(self.model, self.optimizer, data["optim"], self.fsdp)
+            if self.ema is not None:
+                if data["ema"] is None:
+                    raise ckpt_lib.CheckpointError(f"{ckpt} has no EMA weights but train.ema > 0")
+                self.ema.load_state(data["ema"])
+        except (KeyError, RuntimeError, ValueError) as e:
+            if isinstance(e, ckpt_lib.CheckpointError):
+                raise
+            raise ckpt_lib.CheckpointError(f"{ckpt} does not fit this run: {e}") from None
+        ckpt_lib.set_rng_state(data["rng"], self.dist.rank)
+        state = data["meta"]["trainer"]
+        self.step, self.train_seconds, self.best_val = state["step"], state["train_seconds"], state.get("best_val")
+        self.task.load_data_state(state.get("data", {}))
 
     def _wrap(self, model):
         """Compile (per block, or the whole loss function) and then wrap for data parallelism."""
@@ -121,23 +141,44 @@ class Trainer:
                 "data": self.task.data_state()}
 
     def save(self) -> Path | None:
+        """Every rank joins (gathering FSDP shards and RNG states); rank 0 writes."""
+        model_sd = model_state(self.model, self.fsdp)
+        optim_sd = optim_state(self.model, self.optimizer, self.fsdp)
+        ema_sd = self.ema.state() if self.ema is not None else None
+        rng = gather_rng(self.dist.rank)
         path = None
         if self.dist.is_main:
-            path = ckpt_lib.save_checkpoint(self.run_dir / "ckpt", self.step, self.model, self.optimizer, self.ema,
-                                            self.trainer_state(), keep=self.cfg.train.keep_ckpts)
+            path = ckpt_lib.save_checkpoint(self.run_dir / "ckpt", self.step, model_sd, optim_sd, ema_sd,
+                                            self.trainer_state(), rng, keep=self.cfg.train.keep_ckpts)
         barrier()
         return path
 
     # --- evaluation ---------------------------------------------------------------------------
+    def _model_for_eval(self):
+        """The EMA weights (or under FSDP the gathered weights) in a plain model on rank 0; else the
+        training model itself. Gathering is a collective, so every rank calls this."""
+        if self.ema is None and not self.fsdp:
+            return self.model
+        sd = self.ema.state() if self.ema is not None else model_state(self.model, self.fsdp)
+        if not self.dist.is_main:
+            return None
+        if self.eval_model is None:
+            self.eval_model = Model(self.cfg.model, self.spec).to(self.device)
+        load_model_state(self.eval_model, sd, fsdp=False)
+        return self.eval_model
+
     def evaluate_and_sample(self, sample: bool) -> dict:
-        model = self.ema.model if self.ema is not None else self.model
-        was_training = model.training
-        model.eval()
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            metrics = self.task.evaluate(model, self.objective, self.ctx)
-            if sample and self.dist.is_main:
-                self.task.write_samples(model, self.objective, self.step, self.run_dir / "samples", self.ctx)
-        model.train(was_training)
+        model = self._model_for_eval()
+        metrics: dict = {}
+        if self.dist.is_main:
+            was_training = model.training
+            model.eval()
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                metrics = self.task.evaluate(model, self.objective, self.ctx)
+                if sample:
+                    self.task.write_samples(model, self.objective, self.step, self.run_dir / "samples", self.ctx)
+            model.train(was_training)
+        barrier()
         return metrics
 
     # --- the loop -----------------------------------------------------------------------------
@@ -228,6 +269,7 @@ class Trainer:
         extras: dict = {}
         for micro in range(tcfg.grad_accum):
             batch = _to(self.task.train_batch(self.step, micro, tcfg.batch_size), self.device)
+            batch["rng"] = BatchRNG(tcfg.seed, self.step, micro, self.dist.rank, self.dist.world, self.device)
             sync_now = micro == tcfg.grad_accum - 1
             with self._no_sync(not sync_now), self.ctx.autocast():
                 out = self.loss_fn(self.train_model, batch)

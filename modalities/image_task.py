@@ -15,7 +15,7 @@ from modalities.text_data import DataError
 @TASKS.register("image")
 class ImageTask(Task):
     def __init__(self, cfg, run_dir: Path, resuming: bool, rank: int = 0, world: int = 1):
-        self.cfg, self.rank = cfg, rank
+        self.cfg, self.rank, self.world = cfg, rank, world
         d = cfg.data
         self.train, self.test = load_image_sets(d.path, d.image_size, d.image_pad_value)
         size = self.train.images.shape[-1]
@@ -42,8 +42,10 @@ class ImageTask(Task):
                 f"{t.num_classes} classes, scale x{self.scale:.3f} to std {self.scale * float(t.images.std()):.2f}")
 
     def train_batch(self, step: int, micro: int, batch_size: int) -> dict:
-        g = torch.Generator().manual_seed(hash((self.cfg.train.seed, step, micro, self.rank)) & 0x7FFF_FFFF_FFFF)
-        idx = torch.randint(0, len(self.train), (batch_size,), generator=g)
+        # this rank's slice of a global batch drawn from (seed, step, micro): see TextData.batch
+        g = torch.Generator().manual_seed(hash((self.cfg.train.seed, step, micro)) & 0x7FFF_FFFF_FFFF)
+        idx = torch.randint(0, len(self.train), (self.world * batch_size,), generator=g)
+        idx = idx[self.rank * batch_size:(self.rank + 1) * batch_size]
         out = {"images": self.train.images[idx] * self.scale}
         if self.train.labels is not None:
             out["labels"] = self.train.labels[idx]

@@ -15,7 +15,7 @@ from samplers import get_sampler
 @TASKS.register("text")
 class TextTask(Task):
     def __init__(self, cfg, run_dir: Path, resuming: bool, rank: int = 0, world: int = 1):
-        self.cfg, self.rank = cfg, rank
+        self.cfg, self.rank, self.world = cfg, rank, world
         tokenizer = load_tokenizer(run_dir) if resuming and (Path(run_dir) / "tokenizer.json").is_file() else None
         self.data = build_text_data(cfg.data, cfg.train.seed, tokenizer)
         self.tokenizer = self.data.tokenizer
@@ -27,7 +27,7 @@ class TextTask(Task):
         return ModelSpec(vocab_size=self.tokenizer.vocab_size)
 
     def train_batch(self, step: int, micro: int, batch_size: int) -> dict:
-        return self.data.batch(step, batch_size, micro, self.rank)
+        return self.data.batch(step, batch_size, micro, self.rank, self.world)
 
     def describe(self) -> str:
         d = self.data

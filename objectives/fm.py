@@ -12,7 +12,7 @@ import torch
 
 from core.config import ConfigError
 from objectives import OBJECTIVES
-from objectives.image_common import drop_labels
+from objectives.image_common import batch_rng, drop_labels
 from objectives.paths import Parameterization
 
 
@@ -44,21 +44,22 @@ class FlowMatchingObjective:
             raise ConfigError(str(e)) from None
         self.null_label = spec.num_classes if spec is not None and spec.num_classes else None
 
-    def sample_t(self, n: int) -> torch.Tensor:
+    def sample_t(self, n: int, rng) -> torch.Tensor:
         if self.cfg.t_sampling == "uniform":
-            return torch.rand(n, dtype=torch.float64)
-        return torch.sigmoid(self.cfg.logit_mean + self.cfg.logit_std * torch.randn(n, dtype=torch.float64))
+            return rng.uniform(n)
+        return torch.sigmoid(self.cfg.logit_mean + self.cfg.logit_std * rng.normal64(n))
 
     def __call__(self, model, batch: dict) -> dict:
         from objectives.paths import network_g
 
         x, labels = batch["images"], batch.get("labels")
-        t = self.sample_t(x.shape[0])
-        eps = torch.randn_like(x) * self.cfg.sigma_d
+        rng = batch_rng(batch, x.device)
+        t = self.sample_t(x.shape[0], rng)
+        eps = rng.normal_like(x) * self.cfg.sigma_d
         tt = t.float().to(x.device).view(-1, *[1] * (x.dim() - 1))
         x_t = (1 - tt) * x + tt * eps
         if labels is not None and self.null_label is not None:
-            labels = drop_labels(labels, self.cfg.label_dropout, self.null_label)
+            labels = drop_labels(labels, self.cfg.label_dropout, self.null_label, rng)
         g = network_g(model, self.param, x_t, t, t, labels)
         target = (eps - x) / self.cfg.sigma_d
         return {"loss": (g.float() - target).pow(2).mean()}

@@ -10,7 +10,7 @@ import torch
 
 from core.config import ConfigError
 from objectives import OBJECTIVES
-from objectives.image_common import drop_labels
+from objectives.image_common import batch_rng, drop_labels
 from objectives.paths import Parameterization, alpha_sigma, ddim, eta, eta_inverse, imm_weight, skip_out
 
 
@@ -56,9 +56,13 @@ def validate(cfg: IMMConfig, batch_size: int | None = None) -> None:
         raise ConfigError(str(e)) from None
 
 
-def sample_times(n_groups: int, cfg: IMMConfig, generator: torch.Generator | None = None):
-    """(s, r, t) per group in float64: t ~ U(eps_t, T), s ~ U(eps_t, t), r by the eta decrement."""
-    u = torch.rand(2, n_groups, dtype=torch.float64, generator=generator)
+def sample_times(n_groups: int, cfg: IMMConfig, rng=None):
+    """(s, r, t) per group in float64: t ~ U(eps_t, T), s ~ U(eps_t, t), r by the eta decrement.
+    ``rng``: a BatchRNG (or a torch.Generator, or None for the global generator)."""
+    if hasattr(rng, "uniform"):
+        u = rng.uniform(n_groups, rows=2)
+    else:
+        u = torch.rand(2, n_groups, dtype=torch.float64, generator=rng)
     t = cfg.eps_t + (cfg.T - cfg.eps_t) * u[0]
     s = cfg.eps_t + (t - cfg.eps_t) * u[1]
     return s, r_from(s, t, cfg), t
@@ -114,15 +118,16 @@ class IMMObjective:
         b = x.shape[0]
         if b % m:
             raise ConfigError(f"batch of {b} is not a multiple of objective.M={m}")
-        s_g, r_g, t_g = sample_times(b // m, cfg)
+        rng = batch_rng(batch, x.device)
+        s_g, r_g, t_g = sample_times(b // m, cfg, rng)
         s, r, t = (v.repeat_interleave(m) for v in (s_g, r_g, t_g))
-        eps = torch.randn_like(x) * cfg.sigma_d
+        eps = rng.normal_like(x) * cfg.sigma_d
         a_t, sig_t = alpha_sigma(t, cfg.schedule)
         x_t = a_t.float().to(x.device).view(-1, *[1] * (x.dim() - 1)) * x + \
             sig_t.float().to(x.device).view(-1, *[1] * (x.dim() - 1)) * eps
         x_r = ddim(x_t, x, t, r, cfg.schedule)
         if labels is not None and self.null_label is not None:
-            labels = drop_labels(labels, cfg.label_dropout, self.null_label)
+            labels = drop_labels(labels, cfg.label_dropout, self.null_label, rng)
         y_t = self.f(model, x_t, s, t, labels)
         with torch.no_grad():
             y_r = self.f(model, x_r, s, r, labels)

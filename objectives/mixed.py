@@ -11,6 +11,7 @@ import torch
 
 from core.config import ConfigError
 from objectives import OBJECTIVES
+from objectives.image_common import batch_rng
 from objectives.imm import IMMConfig, group_mmd, sample_times, validate
 from objectives.paths import Parameterization, alpha_sigma, ddim, imm_weight, skip_out
 
@@ -51,14 +52,15 @@ class MixedObjective:
         cfg, m = self.cfg, self.cfg.M
         x, noised = batch["images"], batch["noised"]
         b = x.shape[0]
-        s_g, r_g, t_g = sample_times(b // m, cfg)
+        rng = batch_rng(batch, x.device)
+        s_g, r_g, t_g = sample_times(b // m, cfg, rng)
         noisy_g = noised.view(-1, m)[:, 0].cpu()
         zero = torch.zeros_like(t_g)
         s_g, r_g, t_g = (torch.where(noisy_g, v, zero) for v in (s_g, r_g, t_g))  # clean rows: t = s = 0
         s, r, t = (v.repeat_interleave(m) for v in (s_g, r_g, t_g))
         a_t, sig_t = alpha_sigma(t, cfg.schedule)
         shape = (-1, *[1] * (x.dim() - 1))
-        eps = torch.randn_like(x) * cfg.sigma_d
+        eps = rng.normal_like(x) * cfg.sigma_d
         x_t = a_t.float().to(x.device).view(shape) * x + sig_t.float().to(x.device).view(shape) * eps
         text_loss, g = self._forward(model, batch, x_t, s, t, batch["targets"])
         out = {"ar_loss": text_loss.detach()}

@@ -5,6 +5,7 @@ from core import checkpoint as ck
 from core.config import TrainConfig
 from core.ema import EMA
 from core.optim import build_optimizer
+from core.state import load_model_state, load_optim_state
 
 
 def make(tiny_text_model, seed=0):
@@ -24,11 +25,17 @@ def test_roundtrip_is_exact(tmp_path, tiny_text_model):
     m, opt = make(tiny_text_model)
     train_a_bit(m, opt)
     ema = EMA(m, 0.9)
-    path = ck.save_checkpoint(tmp_path, 5, m, opt, ema, {"step": 5})
+    ema.update(m)
+    path = ck.save_module_checkpoint(tmp_path, 5, m, opt, ema, {"step": 5})
     m2, opt2 = make(tiny_text_model, seed=1)
     ema2 = EMA(m2, 0.9)
-    meta = ck.load_checkpoint(path, m2, opt2, ema2)
-    assert meta["trainer"]["step"] == 5
+    data = ck.read_checkpoint(path)
+    load_model_state(m2, data["model"], False)
+    load_optim_state(m2, opt2, data["optim"], False)
+    ema2.load_state(data["ema"])
+    assert data["meta"]["trainer"]["step"] == 5
+    for a, b in zip(ema.shadow, ema2.shadow):
+        assert torch.equal(a, b)
     for a, b in zip(m.state_dict().values(), m2.state_dict().values()):
         assert torch.equal(a, b)
     s1, s2 = opt.state_dict()["state"], opt2.state_dict()["state"]
@@ -40,27 +47,27 @@ def test_roundtrip_is_exact(tmp_path, tiny_text_model):
 
 def test_truncated_file_is_refused(tmp_path, tiny_text_model):
     m, opt = make(tiny_text_model)
-    path = ck.save_checkpoint(tmp_path, 1, m, opt)
+    path = ck.save_module_checkpoint(tmp_path, 1, m, opt)
     f = path / "model.safetensors"
     f.write_bytes(f.read_bytes()[:100])
     with pytest.raises(ck.CheckpointError, match="truncated"):
-        ck.load_checkpoint(path, m, opt)
+        ck.read_checkpoint(path)
 
 
 def test_corrupt_safetensors_with_matching_size_is_refused(tmp_path, tiny_text_model):
     m, opt = make(tiny_text_model)
-    path = ck.save_checkpoint(tmp_path, 1, m, opt)
+    path = ck.save_module_checkpoint(tmp_path, 1, m, opt)
     f = path / "model.safetensors"
     data = bytearray(f.read_bytes())
     data[:8] = b"\xff" * 8  # header length now absurd
     f.write_bytes(bytes(data))
     with pytest.raises(ck.CheckpointError):
-        ck.load_checkpoint(path, m, opt)
+        ck.read_checkpoint(path)
 
 
 def test_unpublished_writes_are_invisible(tmp_path, tiny_text_model):
     m, _ = make(tiny_text_model)
-    ck.save_checkpoint(tmp_path, 1, m)
+    ck.save_module_checkpoint(tmp_path, 1, m)
     (tmp_path / ".tmp_step_0000002_123").mkdir()  # a writer killed before its rename
     (tmp_path / "step_0000003").mkdir()  # or a directory without meta.json
     found = ck.list_checkpoints(tmp_path)
@@ -73,5 +80,5 @@ def test_unpublished_writes_are_invisible(tmp_path, tiny_text_model):
 def test_keep_prunes_old(tmp_path, tiny_text_model):
     m, _ = make(tiny_text_model)
     for s in range(1, 5):
-        ck.save_checkpoint(tmp_path, s, m, keep=2)
+        ck.save_module_checkpoint(tmp_path, s, m, keep=2)
     assert [p.name for p in ck.list_checkpoints(tmp_path)] == ["step_0000003", "step_0000004"]

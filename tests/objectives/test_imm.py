@@ -95,9 +95,11 @@ def test_target_is_detached():
     from objectives.imm import group_mmd as gm
     from objectives.paths import alpha_sigma, ddim, imm_weight, skip_out
     torch.manual_seed(5)
-    s_g, r_g, t_g = sample_times(2, obj.cfg)
+    from core.batch_rng import BatchRNG
+    rng = BatchRNG.from_global()
+    s_g, r_g, t_g = sample_times(2, obj.cfg, rng)
     s, r, t = (v.repeat_interleave(2) for v in (s_g, r_g, t_g))
-    eps = torch.randn_like(x) * 0.5
+    eps = rng.normal_like(x) * 0.5
     a_t, sig_t = alpha_sigma(t, "ot_fm")
     x_t = a_t.float().view(-1, 1, 1, 1) * x + sig_t.float().view(-1, 1, 1, 1) * eps
     x_r = ddim(x_t, x, t, r, "ot_fm")

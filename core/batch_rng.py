@@ -1,0 +1,41 @@
+"""The randomness of one micro-batch (noise, times, label dropout) as a pure function of
+(seed, step, micro). Every draw is made for the global batch and sliced to this rank, so a
+data-parallel run draws exactly what a single process with the same global batch would, and a
+resumed run draws what the uninterrupted one did."""
+from __future__ import annotations
+
+import torch
+
+
+class BatchRNG:
+    def __init__(self, seed: int, step: int, micro: int = 0, rank: int = 0, world: int = 1, device="cpu"):
+        s = hash((seed, step, micro)) & 0x7FFF_FFFF_FFFF
+        self.rank, self.world = rank, world
+        self.device = torch.device(device)
+        self.cpu = torch.Generator().manual_seed(s)
+        self.dev = torch.Generator(device=self.device).manual_seed(s) if self.device.type != "cpu" else self.cpu
+
+    @classmethod
+    def from_global(cls, device="cpu") -> "BatchRNG":
+        """For direct calls outside the trainer: seeded from torch's global generator."""
+        return cls(int(torch.randint(0, 2 ** 62, (1,))), 0, 0, device=device)
+
+    def _slice(self, x: torch.Tensor, n_local: int, dim: int = 0) -> torch.Tensor:
+        return x.narrow(dim, self.rank * n_local, n_local)
+
+    def uniform(self, n_local: int, rows: int | None = None) -> torch.Tensor:
+        """float64 U[0, 1) on the CPU: (n_local,) or (rows, n_local)."""
+        shape = (self.world * n_local,) if rows is None else (rows, self.world * n_local)
+        return self._slice(torch.rand(shape, dtype=torch.float64, generator=self.cpu), n_local, dim=-1 if rows else 0)
+
+    def normal64(self, n_local: int) -> torch.Tensor:
+        return self._slice(torch.randn(self.world * n_local, dtype=torch.float64, generator=self.cpu), n_local)
+
+    def normal_like(self, x: torch.Tensor) -> torch.Tensor:
+        """Standard normal noise shaped like x (its first dim is this rank's batch)."""
+        gen = self.dev if x.device.type != "cpu" else self.cpu
+        full = torch.randn((self.world * x.shape[0], *x.shape[1:]), generator=gen, device=x.device, dtype=x.dtype)
+        return self._slice(full, x.shape[0])
+
+    def bernoulli(self, n_local: int, p: float, device) -> torch.Tensor:
+        return (self.uniform(n_local) < p).to(device)
