@@ -85,20 +85,39 @@ def _latest_checkpoint(run_dir: Path) -> Path | None:
     return latest
 
 
-def main(argv=None) -> dict:
-    from core.errors import user_errors
+def setup(args) -> tuple:
+    """Rank 0 decides the run (config, directory, checkpoint) and tells the other ranks; a refusal
+    on rank 0 ends every rank with the same exit code."""
+    from core.config import config_from_dict
+    from core.distributed import broadcast_object, start_process_group
 
-    args = parse_args(argv)
     with friendly_errors():
-        cfg, run_dir, created, ckpt = resolve(args)
+        info = start_process_group()
+    decision = None
+    if info.is_main:
+        try:
+            with friendly_errors():
+                cfg, run_dir, created, ckpt = resolve(args)
+                if ckpt is None or args.overrides:
+                    save_config(cfg, run_dir / "config.yaml")
+            decision = ("ok", cfg.to_dict(), str(run_dir), created, str(ckpt) if ckpt else None)
+        except SystemExit as e:
+            broadcast_object(("exit", e.code))
+            raise
+    decision = broadcast_object(decision)
+    if decision[0] == "exit":
+        sys.exit(decision[1])
+    _, cfg_dict, run_dir, created, ckpt = decision
+    return config_from_dict(cfg_dict, get_objective), Path(run_dir), created and info.is_main, Path(ckpt) if ckpt else None
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    cfg, run_dir, created, ckpt = setup(args)
     from core.trainer import Trainer
 
     try:
         with friendly_errors():
-            if ckpt is None:
-                save_config(cfg, run_dir / "config.yaml")
-            elif args.overrides:
-                save_config(cfg, run_dir / "config.yaml")  # record what the continued run uses
             trainer = Trainer(cfg, run_dir, ckpt, quiet=args.quiet)
     except SystemExit:
         if created:  # nothing was trained: leave no half-made run directory behind
@@ -106,7 +125,8 @@ def main(argv=None) -> dict:
         raise
     if trainer.dist.is_main:
         print(f"run directory: {run_dir}")
-        print(f"model: {trainer.model.num_params() / 1e6:.2f}M parameters on {trainer.device} ({trainer.dtype})")
+        print(f"model: {trainer.model.num_params() / 1e6:.2f}M parameters on {trainer.device} ({trainer.dtype})"
+              + (f", {trainer.dist.world} ranks ({cfg.train.distributed})" if trainer.dist.world > 1 else ""))
         describe = getattr(trainer.task, "describe", None)
         if describe:
             print(describe())
@@ -121,7 +141,6 @@ def main(argv=None) -> dict:
     from core.distributed import shutdown
 
     shutdown()
-    del user_errors
     return summary
 
 

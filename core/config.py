@@ -244,10 +244,13 @@ def save_config(cfg: Config, path: Path) -> None:
     path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
-def load_saved_config(path: Path, objective_lookup) -> Config:
-    """Rebuild a Config from a run directory's config.yaml."""
-    mapping = yaml.safe_load(Path(path).read_text())
+def config_from_dict(mapping: dict, objective_lookup) -> Config:
     name = mapping["objective"]["name"]
     cfg = Config(objective=objective_lookup(name).Config())
     apply_mapping(cfg, mapping)
     return cfg
+
+
+def load_saved_config(path: Path, objective_lookup) -> Config:
+    """Rebuild a Config from a run directory's config.yaml."""
+    return config_from_dict(yaml.safe_load(Path(path).read_text()), objective_lookup)

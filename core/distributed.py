@@ -8,6 +8,10 @@ import torch
 import torch.distributed as dist
 
 
+class DistributedError(RuntimeError):
+    pass
+
+
 @dataclass
 class DistInfo:
     rank: int = 0
@@ -23,6 +27,36 @@ class DistInfo:
         return self.rank == 0
 
 
+def start_process_group() -> DistInfo:
+    """Under torchrun, join the process group early (before the run directory is decided): NCCL when
+    GPUs are visible, gloo otherwise, or TRAIN_DIST_BACKEND. Without torchrun, nothing."""
+    if "RANK" not in os.environ:
+        return DistInfo()
+    info = DistInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
+    if dist.is_initialized():
+        return info
+    backend = os.environ.get("TRAIN_DIST_BACKEND", "nccl" if torch.cuda.is_available() else "gloo")
+    if backend == "nccl" and not torch.cuda.is_available():
+        raise DistributedError("the nccl backend needs CUDA GPUs, and none is visible; use gloo (TRAIN_DIST_BACKEND=gloo)")
+    if backend not in ("nccl", "gloo") or not dist.is_backend_available(backend):
+        raise DistributedError(f"distributed backend {backend!r} is not available here; use gloo or nccl")
+    device_id = None
+    if backend == "nccl":
+        device_id = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(device_id)
+    dist.init_process_group(backend, device_id=device_id)
+    return info
+
+
+def broadcast_object(obj, src: int = 0):
+    """rank src's object on every rank (identity without a process group)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
 def init_distributed(device_name: str) -> tuple[DistInfo, torch.device]:
     """Start the process group when launched by torchrun; pick this rank's device."""
     from core.device import pick_device
@@ -30,18 +64,13 @@ def init_distributed(device_name: str) -> tuple[DistInfo, torch.device]:
     if "RANK" not in os.environ:
         return DistInfo(), pick_device(device_name)
     info = DistInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
+    start_process_group()
     device = pick_device(device_name)
     if device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
-        backend = "nccl"
-    else:
-        backend = "gloo"
-    requested = os.environ.get("TRAIN_DIST_BACKEND", backend)
-    if requested == "nccl" and device.type != "cuda":
-        raise RuntimeError("the nccl backend needs CUDA GPUs; on a CPU machine use gloo (TRAIN_DIST_BACKEND=gloo)")
-    if not dist.is_initialized():
-        dist.init_process_group(requested, device_id=device if device.type == "cuda" else None)
+    if dist.get_backend() == "nccl" and device.type != "cuda":
+        raise DistributedError("train.device is the CPU but the process group uses nccl; use gloo (TRAIN_DIST_BACKEND=gloo)")
     return info, device
 
 

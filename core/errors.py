@@ -13,9 +13,11 @@ from core.run_dir import RunDirError
 def user_errors() -> tuple[type, ...]:
     from modalities.text_data import DataError
     from modalities.tokenizers import TokenizerError
+    from core.distributed import DistributedError
     from samplers.image_common import SamplerMismatch
 
-    return (ConfigError, CheckpointError, RegistryError, RunDirError, DataError, TokenizerError, SamplerMismatch)
+    return (ConfigError, CheckpointError, RegistryError, RunDirError, DataError, TokenizerError, SamplerMismatch,
+            DistributedError)
 
 
 @contextmanager

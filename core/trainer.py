@@ -58,7 +58,7 @@ class Trainer:
         self.dist, self.device = init_distributed(tcfg.device)
         self.dtype = pick_dtype(tcfg.dtype, self.device)
         self.ctx = RunContext(cfg, self.device, self.dtype, self.dist.rank, self.dist.world)
-        torch.manual_seed(tcfg.seed + self.dist.rank)
+        torch.manual_seed(tcfg.seed)  # identical initial weights on every rank (FSDP shards them as they are)
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -78,6 +78,7 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, tcfg, self.device)  # after sharding: params are DTensors
         self.ema = EMA(self.model, tcfg.ema) if tcfg.ema > 0 else None
         self.eval_model: Model | None = None
+        torch.manual_seed(tcfg.seed + self.dist.rank)  # then each rank its own dropout masks
         self.step = 0
         self.train_seconds = 0.0
         self.best_val: float | None = None
