@@ -129,4 +129,4 @@ def test_nccl_on_a_cpu_machine_is_a_clear_error(tmp_path):
     e = {**env(), "TRAIN_DIST_BACKEND": "nccl", "CUDA_VISIBLE_DEVICES": ""}  # a CPU machine, even on a GPU host
     r = subprocess.run(torchrun_cmd(tmp_path / "r", *AR, "train.steps=1"), env=e, capture_output=True, text=True)
     assert r.returncode != 0 and "error: the nccl backend needs CUDA GPUs" in r.stderr
-    assert "Traceback" not in r.stderr.split("torch.distributed.elastic")[0]
+    assert "Traceback" not in r.stderr.split("failed (exitcode")[0]  # the ranks exit cleanly; torchrun reports it
