@@ -49,11 +49,23 @@ class ImageEvaluator:
 
     @torch.no_grad()
     def generate(self, model, objective, sampler_name: str, steps: int, guidance: float, n: int, seed: int = 0,
-                 batch: int = 1000, objective_name: str = "") -> dict:
-        """-> images (uint8, padded size), labels, nfe, seconds per image."""
+                 batch: int = 1000, objective_name: str = "", captions=None) -> dict:
+        """-> images (uint8, padded size), labels, nfe, seconds per image.
+
+        ``captions`` (for mixed text-image models): (tokenizer, label -> caption text); the classes are
+        then named in captions instead of given as labels."""
         sampler = get_sampler(sampler_name)
         check_compatible(sampler_name, sampler, objective_name or objective.cfg.name)
-        labels = balanced_labels(n, model.spec.num_classes)
+        if captions is not None:
+            tok, caption_of = captions
+            labels = balanced_labels(n, 10)
+            base = sampler
+
+            def sampler(model, objective, lab, n, steps, guidance, generator):  # noqa: F811
+                ids = [tok.encode(caption_of(int(c))) for c in lab]
+                return base(model, objective, ids, tok, steps, guidance, generator=generator)
+        else:
+            labels = balanced_labels(n, model.spec.num_classes)
         g = torch.Generator(device=self.device).manual_seed(seed)
         out, nfe = [], 0
         if self.device.type == "cuda":

@@ -232,30 +232,18 @@ def phase_throughput(dev, batch=32, ctx=1024, vocab=50304, warmup=10, steps=30) 
 # --- decode ------------------------------------------------------------------------------------------
 @torch.no_grad()
 def phase_decode(dev, contexts=(256, 1024, 4096), n_new=32) -> dict:
-    from samplers.ar import generate
+    from scripts.scaling_seqlen import decode_cost
 
     torch.manual_seed(0)
     model = Model(ModelConfig(size="gpt2-124m"), ModelSpec(vocab_size=50304)).to(dev, torch.bfloat16).eval()
     rows = []
     for ctx in contexts:
-        prompt = [torch.randint(0, 50000, (ctx - n_new,)).tolist()]
         row = {"context": ctx}
         for use_cache in (True, False):
-            def timed(n):
-                torch.cuda.synchronize()
-                t = time.perf_counter()
-                generate(model, prompt, n, temperature=0, use_cache=use_cache)
-                torch.cuda.synchronize()
-                return time.perf_counter() - t
-
-            timed(4)  # warm-up
-            total = min(timed(n_new) for _ in range(2))
-            first = min(timed(1) for _ in range(2))  # prefill + first token
-            per_tok = (total - first) / (n_new - 1)
+            c = decode_cost(model, ctx, n_new, use_cache)
             key = "cache" if use_cache else "nocache"
-            row[f"{key}_ms_per_token"] = 1000 * per_tok
-            row[f"{key}_tokens_per_s"] = 1 / per_tok
-            row[f"{key}_prefill_ms"] = 1000 * first
+            row.update({f"{key}_ms_per_token": c["ms_per_token"], f"{key}_tokens_per_s": c["tokens_per_s"],
+                        f"{key}_prefill_ms": c["prefill_ms"]})
         rows.append(row)
         log(f"decode ctx {ctx}: cache {row['cache_ms_per_token']:.2f} ms/tok, no cache {row['nocache_ms_per_token']:.2f} ms/tok")
     base = rows[0]

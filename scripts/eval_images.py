@@ -46,8 +46,18 @@ def evaluate_run(run_dir: Path, settings: list[tuple[str, int, int]], guidance: 
     if compile:
         model.compile_regions()
     if evaluator is None:
-        train, test = load_image_sets(data or cfg.data.path, cfg.data.image_size, cfg.data.image_pad_value)
+        source = data or (cfg.data.eval_path if cfg.objective.name == "mixed" else cfg.data.path)
+        size = cfg.data.image_size or spec.image_size
+        train, test = load_image_sets(source, size, cfg.data.image_pad_value)
         evaluator = ImageEvaluator(train, test, dev, inception)
+    captions = None
+    if cfg.objective.name == "mixed":
+        from modalities.shard_writer import DIGIT_WORDS, EVAL_TEMPLATE
+        from modalities.tokenizers import load_tokenizer
+
+        captions = (load_tokenizer(Path(run_dir)), lambda c: EVAL_TEMPLATE.format(word=DIGIT_WORDS[c]))
+        if not (data or cfg.data.eval_path) and cfg.data.path:
+            raise ValueError(f"{run_dir} trained on shards: pass --data with labelled images to score its samples")
     rows, t0 = [], time.perf_counter()
     for sampler, k, n in tqdm(settings, desc=f"eval {Path(run_dir).name}", disable=quiet):
         sampler = sampler or objective.default_sampler
@@ -59,7 +69,7 @@ def evaluate_run(run_dir: Path, settings: list[tuple[str, int, int]], guidance: 
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         with autocast(dev, pick_dtype("auto", dev)):
-            gen = evaluator.generate(model, objective, sampler, k, guidance, n, seed, batch, cfg.objective.name)
+            gen = evaluator.generate(model, objective, sampler, k, guidance, n, seed, batch, cfg.objective.name, captions)
         row = {**base, "nfe": gen["nfe"], **evaluator.score(gen["images"], gen["labels"]),
                "seconds_per_image": gen["seconds_per_image"],
                "peak_mem_gb": torch.cuda.max_memory_allocated() / 1e9 if dev.type == "cuda" else None}

@@ -1,0 +1,72 @@
+"""The scaling scripts end to end on tiny runs: CSV columns are what the plots read; plots are written."""
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import train
+from scripts import scaling_steps
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["model.n_layer=1", "model.d_model=32", "model.n_head=2", "train.eval_every=0", "train.ckpt_every=0"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("runs")
+    for name in ("imm", "fm"):
+        train.main(["--objective", name, "--run-dir", str(base / name), "--quiet", "train.steps=3", "train.batch_size=8",
+                    *TINY])
+    train.main(["--objective", "ar", "--run-dir", str(base / "ar"), "--quiet", "train.steps=3", "data.tokenizer=byte",
+                "data.seq_len=32", "train.batch_size=4", *TINY])
+    return base
+
+
+def read(path):
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_scaling_steps(runs, tmp_path):
+    out = tmp_path / "steps"
+    r = subprocess.run([sys.executable, str(ROOT / "scripts/scaling_steps.py"), "--run-dir", str(runs / "imm"),
+                        "--run-dir", str(runs / "fm"), "--steps", "1,2", "--n", "20", "--out", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = read(out / "steps.csv")
+    assert set(scaling_steps.PLOT_COLUMNS) <= set(rows[0])
+    assert {row["method"] for row in rows} == {"imm/imm_pushforward", "imm/imm_restart", "fm/euler", "fm/heun"}
+    assert {(row["method"], row["nfe"]) for row in rows} >= {("fm/heun", "6"), ("imm/imm_pushforward", "2")}  # guidance doubles
+    assert (out / "steps.png").stat().st_size > 1000 and (out / "ratios.json").is_file()
+
+
+def test_pareto_and_ratios():
+    rows = [{"method": "a", "nfe": 2, "steps": 1, "quality": 10.0}, {"method": "a", "nfe": 4, "steps": 2, "quality": 5.0},
+            {"method": "b", "nfe": 4, "steps": 2, "quality": 12.0}, {"method": "b", "nfe": 16, "steps": 8, "quality": 4.0}]
+    assert [(r["method"], r["nfe"]) for r in scaling_steps.pareto(rows)] == [("a", 2), ("a", 4), ("b", 16)]
+    ratios = scaling_steps.nfe_ratios(rows, "a")
+    assert [(r["reference_nfe"], r["other_nfe_to_match"], r["ratio"]) for r in ratios] == [(2, 16, 8.0), (4, 16, 4.0)]
+
+
+def test_scaling_seqlen(runs, tmp_path):
+    out = tmp_path / "seq"
+    r = subprocess.run([sys.executable, str(ROOT / "scripts/scaling_seqlen.py"), "--run-dir", str(runs / "ar"),
+                        "--cost-contexts", "16,32", "--new-tokens", "4", "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    cost, quality = read(out / "seqlen_cost.csv"), read(out / "seqlen_quality.csv")
+    assert {(c["cache"], c["context"]) for c in cost} == {("True", "16"), ("True", "32"), ("False", "16"), ("False", "32")}
+    assert float(cost[0]["ms_per_token"]) > 0 and [q["context"] for q in quality] == ["32"]
+    assert (out / "seqlen_cost.png").is_file() and (out / "seqlen_quality.png").is_file()
+
+
+def test_report(runs, tmp_path):
+    out = tmp_path / "report"
+    r = subprocess.run([sys.executable, str(ROOT / "scripts/report.py"), "--image-run", str(runs / "imm"), "--steps", "1",
+                        "--n", "10", "--text-run", str(runs / "ar"), "--cost-contexts", "16,32", "--new-tokens", "4", "--out", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    text = (out / "report.md").read_text()
+    assert "steps/steps.png" in text and "seqlen0/seqlen_cost.png" in text and "Report produced in" in text
+    assert (out / "steps" / "steps.png").is_file()
