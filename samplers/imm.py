@@ -9,7 +9,7 @@ import torch
 
 from objectives.paths import alpha_sigma, eta, eta_inverse
 from samplers import SAMPLERS
-from samplers.image_common import ImageSample, evals_per_step, serves, start_noise
+from samplers.image_common import ImageSample, evals_per_step, model_noise, serves
 
 
 def imm_times(steps: int, T: float, eps_t: float, schedule: str, spacing: str = "uniform") -> torch.Tensor:
@@ -39,10 +39,9 @@ def _const(v: torch.Tensor, n: int) -> torch.Tensor:
 @torch.no_grad()
 def pushforward(model, objective, labels, n: int, steps: int, guidance: float = 1.0, generator=None,
                 spacing: str = "uniform") -> ImageSample:
-    cfg, spec = objective.cfg, model.spec
-    device = next(model.parameters()).device
+    cfg = objective.cfg
     times = imm_times(steps, cfg.T, cfg.eps_t, cfg.schedule, spacing)
-    x = start_noise(n, (spec.image_channels, spec.image_size, spec.image_size), cfg.sigma_d, device, generator)
+    x = model_noise(model, n, cfg.sigma_d, generator)
     for i in range(steps):
         t, s = _const(times[i], n), _const(times[i + 1], n)
         x = objective.f(model, x, s, t, labels, guidance)
@@ -54,11 +53,9 @@ def pushforward(model, objective, labels, n: int, steps: int, guidance: float = 
 @torch.no_grad()
 def restart(model, objective, labels, n: int, steps: int, guidance: float = 1.0, generator=None,
             spacing: str = "uniform") -> ImageSample:
-    cfg, spec = objective.cfg, model.spec
-    device = next(model.parameters()).device
+    cfg = objective.cfg
     times = imm_times(steps, cfg.T, cfg.eps_t, cfg.schedule, spacing)
-    shape = (spec.image_channels, spec.image_size, spec.image_size)
-    x = start_noise(n, shape, cfg.sigma_d, device, generator)
+    x = model_noise(model, n, cfg.sigma_d, generator)
     eps_t = _const(times[-1], n)
     for i in range(steps):
         clean = objective.f(model, x, eps_t, _const(times[i], n), labels, guidance)
@@ -66,5 +63,5 @@ def restart(model, objective, labels, n: int, steps: int, guidance: float = 1.0,
             x = clean
         else:
             a, s = alpha_sigma(times[i + 1], cfg.schedule)
-            x = float(a) * clean + float(s) * start_noise(n, shape, cfg.sigma_d, device, generator)
+            x = float(a) * clean + float(s) * model_noise(model, n, cfg.sigma_d, generator)
     return ImageSample(x, steps * evals_per_step(guidance, labels))

@@ -13,7 +13,7 @@ from core.rope import N_AXES
 from modalities.mixed_sequence import positions
 from samplers import SAMPLERS
 from samplers.ar import pick_next
-from samplers.image_common import ImageSample, evals_per_step, serves, start_noise
+from samplers.image_common import ImageSample, evals_per_step, model_noise, serves
 from samplers.imm import imm_times
 
 
@@ -56,7 +56,7 @@ def caption_to_image(model, objective, captions: list[list[int]], tok, steps: in
     key_valid = torch.cat([valid, torch.ones((len(rows), n_img), dtype=torch.bool, device=device)], 1)
     img_pos = _image_positions(lengths, grid, device)
     times = imm_times(steps, cfg.T, cfg.eps_t, cfg.schedule, spacing)
-    x = start_noise(n, (spec.image_channels, spec.image_size, spec.image_size), cfg.sigma_d, device, generator)
+    x = model_noise(model, n, cfg.sigma_d, generator)
     for i in range(steps):
         t = times[i].reshape(1).expand(n).clone()
         s = times[i + 1].reshape(1).expand(n).clone()

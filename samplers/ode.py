@@ -9,7 +9,7 @@ import torch
 
 from objectives.paths import network_g
 from samplers import SAMPLERS
-from samplers.image_common import ImageSample, evals_per_step, serves, start_noise
+from samplers.image_common import ImageSample, evals_per_step, model_noise, serves
 
 
 def _velocity(model, objective, x, t: float, labels, guidance):
@@ -29,9 +29,7 @@ def _grid(steps: int) -> list[float]:
 @serves("fm")
 @torch.no_grad()
 def euler(model, objective, labels, n: int, steps: int, guidance: float = 1.0, generator=None) -> ImageSample:
-    spec = model.spec
-    device = next(model.parameters()).device
-    x = start_noise(n, (spec.image_channels, spec.image_size, spec.image_size), objective.cfg.sigma_d, device, generator)
+    x = model_noise(model, n, objective.cfg.sigma_d, generator)
     ts = _grid(steps)
     for t, s in zip(ts[:-1], ts[1:]):
         x = x - (t - s) * _velocity(model, objective, x, t, labels, guidance)
@@ -42,9 +40,7 @@ def euler(model, objective, labels, n: int, steps: int, guidance: float = 1.0, g
 @serves("fm")
 @torch.no_grad()
 def heun(model, objective, labels, n: int, steps: int, guidance: float = 1.0, generator=None) -> ImageSample:
-    spec = model.spec
-    device = next(model.parameters()).device
-    x = start_noise(n, (spec.image_channels, spec.image_size, spec.image_size), objective.cfg.sigma_d, device, generator)
+    x = model_noise(model, n, objective.cfg.sigma_d, generator)
     ts = _grid(steps)
     evals = 0
     for t, s in zip(ts[:-1], ts[1:]):
