@@ -38,4 +38,13 @@ class BatchRNG:
         return self._slice(full, x.shape[0])
 
     def bernoulli(self, n_local: int, p: float, device) -> torch.Tensor:
-        return (self.uniform(n_local) < p).to(device)
+        return to_device(self.uniform(n_local) < p, device)
+
+
+def to_device(t: torch.Tensor, device) -> torch.Tensor:
+    """CPU -> device through pinned memory without blocking the host (a pageable copy would wait
+    for the GPU to drain its queue)."""
+    device = torch.device(device)
+    if device.type == "cuda" and t.device.type == "cpu":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)

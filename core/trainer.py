@@ -169,16 +169,18 @@ class Trainer:
         return self.eval_model
 
     def evaluate_and_sample(self, sample: bool) -> dict:
-        model = self._model_for_eval()
+        """Evaluation never touches the training RNG streams (building the evaluation model included),
+        so runs that evaluate at different steps stay identical."""
         metrics: dict = {}
-        if self.dist.is_main:
-            was_training = model.training
-            model.eval()
-            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            model = self._model_for_eval()
+            if self.dist.is_main:
+                was_training = model.training
+                model.eval()
                 metrics = self.task.evaluate(model, self.objective, self.ctx)
                 if sample:
                     self.task.write_samples(model, self.objective, self.step, self.run_dir / "samples", self.ctx)
-            model.train(was_training)
+                model.train(was_training)
         barrier()
         return metrics
 

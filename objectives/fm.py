@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from core.batch_rng import to_device
 from core.config import ConfigError
 from objectives import OBJECTIVES
 from objectives.image_common import batch_rng, drop_labels
@@ -54,9 +55,9 @@ class FlowMatchingObjective:
 
         x, labels = batch["images"], batch.get("labels")
         rng = batch_rng(batch, x.device)
-        t = self.sample_t(x.shape[0], rng)
+        t = to_device(self.sample_t(x.shape[0], rng), x.device)
         eps = rng.normal_like(x) * self.cfg.sigma_d
-        tt = t.float().to(x.device).view(-1, *[1] * (x.dim() - 1))
+        tt = t.float().view(-1, *[1] * (x.dim() - 1))
         x_t = (1 - tt) * x + tt * eps
         if labels is not None and self.null_label is not None:
             labels = drop_labels(labels, self.cfg.label_dropout, self.null_label, rng)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from core.batch_rng import to_device
 from core.config import ConfigError
 from objectives import OBJECTIVES
 from objectives.image_common import batch_rng, drop_labels
@@ -119,12 +120,12 @@ class IMMObjective:
         if b % m:
             raise ConfigError(f"batch of {b} is not a multiple of objective.M={m}")
         rng = batch_rng(batch, x.device)
-        s_g, r_g, t_g = sample_times(b // m, cfg, rng)
+        # times are drawn on the CPU, moved once, and the float64 arithmetic stays on the device
+        s_g, r_g, t_g = (to_device(v, x.device) for v in sample_times(b // m, cfg, rng))
         s, r, t = (v.repeat_interleave(m) for v in (s_g, r_g, t_g))
         eps = rng.normal_like(x) * cfg.sigma_d
         a_t, sig_t = alpha_sigma(t, cfg.schedule)
-        x_t = a_t.float().to(x.device).view(-1, *[1] * (x.dim() - 1)) * x + \
-            sig_t.float().to(x.device).view(-1, *[1] * (x.dim() - 1)) * eps
+        x_t = a_t.float().view(-1, *[1] * (x.dim() - 1)) * x + sig_t.float().view(-1, *[1] * (x.dim() - 1)) * eps
         x_r = ddim(x_t, x, t, r, cfg.schedule)
         if labels is not None and self.null_label is not None:
             labels = drop_labels(labels, cfg.label_dropout, self.null_label, rng)
@@ -132,9 +133,9 @@ class IMMObjective:
         with torch.no_grad():
             y_r = self.f(model, x_r, s, r, labels)
         _, c_out = skip_out(s_g, t_g, cfg.schedule, cfg.sigma_d, cfg.output)
-        width = (c_out.abs() * x[0].numel()).float().to(x.device)
+        width = (c_out.abs() * x[0].numel()).float()
         mmd = group_mmd(y_t.flatten(1), y_r.flatten(1), m, width, cfg.kernel)
-        weight = imm_weight(t_g, cfg.schedule, cfg.a, cfg.b).float().to(x.device)
+        weight = imm_weight(t_g, cfg.schedule, cfg.a, cfg.b).float()
         return {"loss": (weight * mmd).mean(), "mmd": mmd.detach().mean()}
 
     def f(self, model, x_t, s, t, labels, guidance: float = 1.0):
