@@ -21,9 +21,13 @@ class EMA:
     def _params(self, model):
         return list({id(p): p for p in model.parameters()}.values())
 
+    def decay_at(self, step: int) -> float:
+        """Warm-up (1 + n) / (10 + n), so short runs are not dominated by their initial weights."""
+        return min(self.decay, (1 + step) / (10 + step))
+
     @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
-        torch._foreach_lerp_(self.shadow, [p.detach() for p in self._params(model)], 1.0 - self.decay)
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        torch._foreach_lerp_(self.shadow, [p.detach() for p in self._params(model)], 1.0 - self.decay_at(step))
 
     def state(self) -> dict:
         """Full tensors on the CPU (under FSDP a collective: every rank must call it)."""

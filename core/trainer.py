@@ -286,7 +286,7 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
-            self.ema.update(self.model)
+            self.ema.update(self.model, self.step)
         return {"loss": total, "grad_norm": grad_norm, **extras}
 
     def _no_sync(self, skip: bool):

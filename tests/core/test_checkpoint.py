@@ -25,7 +25,7 @@ def test_roundtrip_is_exact(tmp_path, tiny_text_model):
     m, opt = make(tiny_text_model)
     train_a_bit(m, opt)
     ema = EMA(m, 0.9)
-    ema.update(m)
+    ema.update(m, 100)
     path = ck.save_module_checkpoint(tmp_path, 5, m, opt, ema, {"step": 5})
     m2, opt2 = make(tiny_text_model, seed=1)
     ema2 = EMA(m2, 0.9)
@@ -82,3 +82,16 @@ def test_keep_prunes_old(tmp_path, tiny_text_model):
     for s in range(1, 5):
         ck.save_module_checkpoint(tmp_path, s, m, keep=2)
     assert [p.name for p in ck.list_checkpoints(tmp_path)] == ["step_0000003", "step_0000004"]
+
+
+def test_ema_warms_up_then_follows_its_decay(tiny_text_model):
+    m = tiny_text_model()
+    ema = EMA(m, 0.999)
+    assert ema.decay_at(0) == 0.1 and ema.decay_at(10_000) == 0.999
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(1.0)
+    ema.update(m, 0)  # decay 0.1: the shadow moves 90% of the way
+    name = ema.names.index("backbone.blocks.0.attn.qkv.weight")
+    p = dict(m.named_parameters())["backbone.blocks.0.attn.qkv.weight"]
+    torch.testing.assert_close(ema.shadow[name], p - 0.1)
