@@ -34,6 +34,21 @@ def named_digit(text: str) -> int | None:
     return int(w) if w.isdigit() else DIGIT_WORDS.index(w)
 
 
+@torch.no_grad()
+def caption_accuracy(model, objective, tok, test, n: int, ctx, batch: int = 500) -> float:
+    """Share of the first n labelled images whose greedy caption names their digit."""
+    from samplers import get_sampler
+
+    correct = 0
+    for i in range(0, n, batch):
+        x = test.images[i:min(n, i + batch)].to(ctx.device) * model.spec.image_scale
+        with ctx.autocast():
+            caps = get_sampler("image_to_caption")(model, objective, x, tok, objective.cfg.caption_len)
+        for c, y in zip(caps, test.labels[i:i + batch].tolist()):
+            correct += int(named_digit(tok.decode(c)) == y)
+    return correct / n
+
+
 def write_default_shards(run_dir: Path) -> str:
     """The embedded digits as captioned shards (written once per run directory)."""
     out = Path(run_dir) / "shards"
@@ -138,6 +153,11 @@ class MixedTask(Task):
         return {"images": self.images.consumed, "texts": self.texts.consumed if self.texts else 0,
                 "truncated_captions": self.truncated}
 
+    @property
+    def text_tokens_seen(self) -> int:
+        """Tokens of text-only sequences trained on so far (for equal-text-budget comparisons)."""
+        return (self.texts.consumed if self.texts else 0) * self.layout.seq_len
+
     def load_data_state(self, state: dict) -> None:
         self.images.skip_to(state.get("images", 0))
         if self.texts is not None:
@@ -145,7 +165,7 @@ class MixedTask(Task):
         self.truncated = state.get("truncated_captions", 0)
 
     def stream_stats(self) -> dict:
-        out = {"data/truncated_captions": self.truncated}
+        out = {"data/truncated_captions": self.truncated, "data/text_tokens": self.text_tokens_seen}
         skipped = self.images.skipped + (self.texts.skipped if self.texts else Counter())
         out["data/skipped_samples"] = sum(skipped.values())
         return out
@@ -206,18 +226,8 @@ class MixedTask(Task):
             out["val/bpb"] = bpb
         return out
 
-    @torch.no_grad()
     def image_to_caption_accuracy(self, model, objective, test, n: int, ctx) -> float:
-        from samplers import get_sampler
-
-        correct = 0
-        for i in range(0, n, 500):
-            x = test.images[i:min(n, i + 500)].to(ctx.device) * self.scale
-            with ctx.autocast():
-                caps = get_sampler("image_to_caption")(model, objective, x, self.tokenizer, self.cfg.objective.caption_len)
-            for c, y in zip(caps, test.labels[i:i + 500].tolist()):
-                correct += int(named_digit(self.tokenizer.decode(c)) == y)
-        return correct / n
+        return caption_accuracy(model, objective, self.tokenizer, test, n, ctx)
 
     @torch.no_grad()
     def text_bpb(self, model, ctx) -> float | None:

@@ -1,0 +1,137 @@
+#!/usr/bin/env python
+"""GPU benchmark for the mixed model: MNIST caption shards + tinyshakespeare text shards.
+
+  python scripts/bench_mixed.py --mnist mnist.npz --text tinyshakespeare.txt --inception fid_inception_v3_fp16.pt --out OUT
+
+1. writes the shards (MNIST train with generated captions; the training 90% of the text),
+2. trains the mixed model (configs/mixed_mnist.yaml, --train-seconds),
+3. trains an AR-only model of the same shape on the same text for the same number of text tokens,
+4. measures caption -> image (class accuracy, FID) at 1/2/4/8 IMM steps, image -> caption accuracy,
+   text bits per byte of both models, mixed training throughput and the attention backend used.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def shards(mnist: str, text: str, work: Path) -> tuple[str, str]:
+    from modalities.image_data import load_image_sets
+    from modalities.shard_writer import brace_pattern, write_image_shards, write_text_shards
+    from modalities.text_data import read_text_file, split_text
+
+    train, _ = load_image_sets(mnist, 0)
+    img = brace_pattern(write_image_shards(train.images, train.labels, str(work / "mnist-%06d.tar"), per_shard=1000))
+    txt = brace_pattern(write_text_shards(split_text(read_text_file(text), 0.1)[0], str(work / "text-%06d.tar"), 2048, 100))
+    return img, txt
+
+
+def metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mnist", required=True)
+    p.add_argument("--text", required=True)
+    p.add_argument("--inception", default="")
+    p.add_argument("--out", type=Path, default=Path("results/bench_mixed"))
+    p.add_argument("--work", type=Path, default=Path("/tmp/bench_mixed"))
+    p.add_argument("--train-seconds", type=float, default=360)
+    p.add_argument("--n", type=int, default=10000, help="samples for FID and image->caption accuracy")
+    p.add_argument("--guidance", type=float, default=1.5)
+    p.add_argument("--smoke", action="store_true", help="tiny settings, to check the pipeline on a CPU")
+    args = p.parse_args()
+    import train
+    from core.attention import resolve_backend
+    from core.device import pick_device
+    from core.masks import AttnMask
+    from scripts.eval_images import evaluate_run
+
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    dev = pick_device("auto")
+    res: dict = {"device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu", "torch": torch.__version__}
+    img, txt = shards(args.mnist, args.text, args.work / "shards")
+    small = ["model.n_layer=1", "model.d_model=64", "model.n_head=2", "train.batch_size=8", "train.compile=false",
+             "data.num_workers=0", "sample.eval_images=20", "train.eval_batches=1"] if args.smoke else []
+    mixed_run = args.work / "mixed"
+    t = time.perf_counter()
+    summary = train.main(["--objective", "mixed", "--config", str(ROOT / "configs/mixed_mnist.yaml"), "--data", img,
+                          "--run-dir", str(mixed_run), "--quiet", f"data.text_path={txt}", f"data.text_eval_path={args.text}",
+                          f"data.eval_path={args.mnist}", f"train.time_limit={args.train_seconds}", *small])
+    res["mixed_train"] = {**summary, "wall_seconds": time.perf_counter() - t}
+    rows = metrics(mixed_run)
+    speeds = [r["perf/tokens_per_s"] for r in rows if "perf/tokens_per_s" in r][1:]
+    res["mixed_tokens_per_s"] = statistics.median(speeds) if speeds else None
+    res["attention_backend"] = resolve_backend("auto", dev, AttnMask.spans(torch.ones(1, 2, dtype=torch.long))).name
+    log(f"mixed: {summary}")
+
+    from core.config import load_saved_config
+    from objectives import get_objective
+
+    cfg = load_saved_config(mixed_run / "config.yaml", get_objective)
+    seq_len = cfg.objective.caption_len + (cfg.data.image_size // cfg.data.patch_size) ** 2 + 4
+    text_tokens = summary.get("data/text_tokens", 0)
+    bs = cfg.train.batch_size
+    ar_steps = max(1, math.ceil(text_tokens / (bs * seq_len)))
+    ar_run = args.work / "ar_only"
+    ar = train.main(["--objective", "ar", "--data", args.text, "--run-dir", str(ar_run), "--quiet", "data.tokenizer=byte",
+                     f"data.seq_len={seq_len}", "model.size=dit-s", "model.n_layer=8", f"train.batch_size={bs}",
+                     f"train.steps={ar_steps}", f"train.lr={cfg.train.lr}", f"train.min_lr={cfg.train.min_lr}",
+                     "train.warmup=200", "train.beta2=0.99", "train.weight_decay=0.0", f"train.ema={cfg.train.ema}",
+                     "train.compile=true", f"train.eval_every={ar_steps}", f"train.ckpt_every={ar_steps}", *small])
+    res["ar_only"] = {"steps": ar_steps, "text_tokens": ar_steps * bs * seq_len, "val_bpb": ar.get("val/bpb")}
+    res["mixed_text"] = {"text_tokens": text_tokens, "val_bpb": summary.get("val/bpb")}
+    if res["ar_only"]["val_bpb"] and res["mixed_text"]["val_bpb"]:
+        res["bpb_ratio_mixed_over_ar"] = res["mixed_text"]["val_bpb"] / res["ar_only"]["val_bpb"]
+    log(f"text: mixed {res['mixed_text']}, AR only {res['ar_only']}")
+
+    n = 40 if args.smoke else args.n
+    settings = [("caption_to_image", k, n) for k in (1, 2, 4, 8)]
+    c2i, ev = evaluate_run(mixed_run, settings, args.guidance, 500, args.inception, args.mnist, compile=not args.smoke,
+                           quiet=True)
+    res["caption_to_image"] = c2i
+    from core.context import RunContext
+    from core.device import pick_dtype
+    from core.loading import load_run
+    from modalities.mixed_task import caption_accuracy
+    from modalities.tokenizers import load_tokenizer
+
+    cfg, spec, model, _ = load_run(mixed_run, device=dev)
+    objective = get_objective("mixed")(cfg.objective, spec)
+    ctx = RunContext(cfg, dev, pick_dtype("auto", dev))
+    res["image_to_caption_acc"] = caption_accuracy(model, objective, load_tokenizer(mixed_run), ev.test,
+                                                   min(n, len(ev.test)), ctx)
+    (args.out / "bench_mixed.json").write_text(json.dumps(res, indent=1, default=str))
+    lines = [f"device {res['device']}, attention backend {res['attention_backend']}",
+             "| caption->image steps | NFE | FID | FID (clf) | class acc |", "|---|---|---|---|---|"]
+    for r in c2i:
+        lines.append(f"| {r['steps']} | {r['nfe']} | {r.get('fid', float('nan')):.2f} | {r['fid_clf']:.2f} | {r['class_acc']:.4f} |")
+    lines.append(f"\nimage->caption accuracy: {res['image_to_caption_acc']:.4f} (N={min(n, len(ev.test))})")
+    lines.append(f"text bits per byte: mixed {res['mixed_text']['val_bpb']}, AR only {res['ar_only']['val_bpb']} "
+                 f"at {text_tokens:,} text tokens; ratio {res.get('bpb_ratio_mixed_over_ar')}")
+    lines.append(f"mixed training throughput: {res['mixed_tokens_per_s']} tokens/s")
+    text = "\n".join(lines)
+    (args.out / "bench_mixed.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+#!/usr/bin/env python
+"""Overhead of the distributed path: the same training run under plain `python train.py` and under
+`torchrun --nproc_per_node=N` (DDP, and FSDP2 with --fsdp), for the ar and imm objectives.
+
+  python scripts/bench_torchrun.py --text tinyshakespeare.txt --mnist mnist.npz --out OUT
+  python scripts/bench_torchrun.py --nproc 2 ...            # scaling over 1 GPU (needs 2 GPUs)
+
+Throughput is the median of the logged samples/s after the first log interval (compilation).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+RUNS = {
+    "ar": ["--objective", "ar", "model.size=gpt2-124m", "data.tokenizer=byte", "data.seq_len=1024", "train.batch_size=32",
+           "train.compile=true", "train.steps=120", "train.log_every=20", "train.eval_every=0", "train.ckpt_every=0"],
+    "imm": ["--objective", "imm", "--config", str(ROOT / "configs/imm_mnist.yaml"), "train.steps=300", "train.time_limit=0",
+            "train.log_every=50", "train.eval_every=0", "train.ckpt_every=0"],
+}
+
+
+def throughput(run: Path) -> float:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    speeds = [r["perf/samples_per_s"] for r in rows if "perf/samples_per_s" in r][1:]
+    return statistics.median(speeds)
+
+
+def launch(cmd: list[str], env: dict) -> None:
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{r.stderr[-3000:]}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--text", required=True)
+    p.add_argument("--mnist", required=True)
+    p.add_argument("--nproc", type=int, default=1)
+    p.add_argument("--fsdp", action="store_true", help="also measure FSDP2")
+    p.add_argument("--objectives", default="ar,imm")
+    p.add_argument("--work", type=Path, default=Path("/tmp/bench_torchrun"))
+    p.add_argument("--out", type=Path, default=Path("results/bench_torchrun"))
+    p.add_argument("--smoke", action="store_true", help="tiny settings for a CPU check")
+    args = p.parse_args()
+    env = {**os.environ, "NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1"}
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    small = ["model.size=tiny", "model.n_layer=1", "model.d_model=32", "model.n_head=2", "train.batch_size=8",
+             "data.seq_len=32", "train.steps=20", "train.log_every=5", "train.compile=false", "data.image_size=0"] if args.smoke else []
+    results = {}
+    for name in args.objectives.split(","):
+        data = args.text if name == "ar" else args.mnist
+        variants = {"python": None, f"torchrun_ddp_x{args.nproc}": "ddp"}
+        if args.fsdp:
+            variants[f"torchrun_fsdp_x{args.nproc}"] = "fsdp"
+        base = [*RUNS[name], "--data", data, "--quiet", *([s for s in small if not (name == "ar" and "image" in s)
+                                                             and not (name == "imm" and "seq_len" in s)])]
+        for label, mode in variants.items():
+            run = args.work / f"{name}_{label}"
+            if mode is None:
+                cmd = [sys.executable, str(ROOT / "train.py"), "--run-dir", str(run), *base]
+            else:
+                cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}",
+                       str(ROOT / "train.py"), "--run-dir", str(run), *base, f"train.distributed={mode}"]
+            launch(cmd, env)
+            results[f"{name}/{label}"] = throughput(run)
+            print(f"{name} {label}: {results[f'{name}/{label}']:.1f} samples/s (all ranks)", flush=True)
+        for label in variants:
+            if label != "python":
+                results[f"{name}/{label}_over_python"] = results[f"{name}/{label}"] / results[f"{name}/python"]
+    (args.out / "bench_torchrun.json").write_text(json.dumps(results, indent=1))
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
