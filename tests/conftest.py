@@ -1,4 +1,6 @@
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,6 +10,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 torch.set_num_threads(2)
+# cached classifiers go to a fresh folder, not the user's cache (subprocesses inherit it)
+os.environ["ONEBACKBONE_CACHE"] = tempfile.mkdtemp(prefix="onebackbone-cache-")
 
 
 @pytest.fixture
