@@ -63,8 +63,7 @@ def init_distributed(device_name: str) -> tuple[DistInfo, torch.device]:
 
     if "RANK" not in os.environ:
         return DistInfo(), pick_device(device_name)
-    info = DistInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
-    start_process_group()
+    info = start_process_group()
     device = pick_device(device_name)
     if device.type == "cuda":
         device = torch.device("cuda", info.local_rank)

@@ -73,10 +73,9 @@ def load_optim_state(model, optimizer, osd: dict, fsdp: bool) -> None:
     names = unique_names(model)
     order = [names[id(p)] for g in optimizer.param_groups for p in g["params"]]
     index = {n: i for i, n in enumerate(order)}
-    missing = [n for n in order if n not in osd["state"]]
-    if set(osd["state"]) - set(order):
-        raise KeyError(f"optimizer state names parameters this model lacks: {sorted(set(osd['state']) - set(order))[:5]}")
-    del missing  # parameters that never had a step simply have no state yet
+    unknown = set(osd["state"]) - set(order)  # (parameters that never took a step simply have no state)
+    if unknown:
+        raise KeyError(f"optimizer state names parameters this model lacks: {sorted(unknown)[:5]}")
     state = {index[n]: st for n, st in osd["state"].items()}
     groups, start = [], 0
     for g, saved in zip(optimizer.param_groups, osd["param_groups"]):

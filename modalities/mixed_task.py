@@ -72,7 +72,7 @@ class MixedTask(Task):
         if self.size % d.patch_size:
             raise DataError(f"data.image_size={self.size} is not divisible by data.patch_size={d.patch_size}")
         probe = StreamReader(ShardStream(pattern, image_text_decoder(self.size, 3), rank, world, cfg.train.seed, 1))
-        first = probe.take(min(256, 64))
+        first = probe.take(64)  # decides channels, scale and the tokenizer corpus
         channels = 1 if all(bool((s["image"][0] == s["image"][1]).all() and (s["image"][1] == s["image"][2]).all())
                             for s in first) else 3
         self.images = StreamReader(ShardStream(pattern, image_text_decoder(self.size, channels), rank, world,
