@@ -80,5 +80,5 @@ def pack_row(tok: Tokenizer, caption: list[int], direction: str, layout: MixedLa
 def pack_batch(tok: Tokenizer, captions: list[list[int]], directions: list[str], layout: MixedLayout) -> dict:
     rows = [pack_row(tok, c, d, layout) for c, d in zip(captions, directions)]
     out = {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
-    out["noised"] = torch.tensor([d == CAPTION_TO_IMAGE for d in directions])
+    out["noised"] = [d == CAPTION_TO_IMAGE for d in directions]  # stays on the host
     return out

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
+from core.batch_rng import to_device
 from core.config import ConfigError
 from objectives import OBJECTIVES
 from objectives.image_common import batch_rng
@@ -50,34 +51,35 @@ class MixedObjective:
             loss = model("text", tokens=batch["tokens"], targets=batch["targets"])
             return {"loss": loss, "ar_loss": loss.detach()}
         cfg, m = self.cfg, self.cfg.M
-        x, noised = batch["images"], batch["noised"]
-        b = x.shape[0]
-        rng = batch_rng(batch, x.device)
-        s_g, r_g, t_g = sample_times(b // m, cfg, rng)
-        noisy_g = noised.view(-1, m)[:, 0].cpu()
-        zero = torch.zeros_like(t_g)
-        s_g, r_g, t_g = (torch.where(noisy_g, v, zero) for v in (s_g, r_g, t_g))  # clean rows: t = s = 0
+        x = batch["images"]
+        b, dev = x.shape[0], x.device
+        # directions are decided on the host (a list), so selecting rows needs no device-to-host sync
+        noisy_g = torch.tensor(batch["noised"], dtype=torch.bool).view(-1, m)[:, 0]
+        rng = batch_rng(batch, dev)
+        zero = torch.zeros(b // m, dtype=torch.float64)
+        s_g, r_g, t_g = (to_device(torch.where(noisy_g, v, zero), dev)  # clean rows: t = s = 0
+                         for v in sample_times(b // m, cfg, rng))
         s, r, t = (v.repeat_interleave(m) for v in (s_g, r_g, t_g))
         a_t, sig_t = alpha_sigma(t, cfg.schedule)
         shape = (-1, *[1] * (x.dim() - 1))
         eps = rng.normal_like(x) * cfg.sigma_d
-        x_t = a_t.float().to(x.device).view(shape) * x + sig_t.float().to(x.device).view(shape) * eps
+        x_t = a_t.float().view(shape) * x + sig_t.float().view(shape) * eps
         text_loss, g = self._forward(model, batch, x_t, s, t, batch["targets"])
         out = {"ar_loss": text_loss.detach()}
-        imm = torch.zeros((), device=x.device)
-        rows = noised.nonzero().squeeze(1)
-        if len(rows):
-            keep = noisy_g.nonzero().squeeze(1)
-            y_t = self.param.combine(x_t[rows], g[rows], s[rows.cpu()], t[rows.cpu()])
-            x_r = ddim(x_t[rows], x[rows], t[rows.cpu()], r[rows.cpu()], cfg.schedule)
+        imm = torch.zeros((), device=dev)
+        if bool(noisy_g.any()):
+            keep = to_device(noisy_g.nonzero().squeeze(1), dev)
+            rows = (keep[:, None] * m + torch.arange(m, device=dev)).flatten()
+            y_t = self.param.combine(x_t[rows], g[rows], s[rows], t[rows])
+            x_r = ddim(x_t[rows], x[rows], t[rows], r[rows], cfg.schedule)
             with torch.no_grad():
                 sub = {k: v[rows] for k, v in batch.items() if torch.is_tensor(v) and v.dim() > 0 and k != "images"}
-                _, g_r = self._forward(model, sub, x_r, s[rows.cpu()], r[rows.cpu()], None)
-                y_r = self.param.combine(x_r, g_r, s[rows.cpu()], r[rows.cpu()])
+                _, g_r = self._forward(model, sub, x_r, s[rows], r[rows], None)
+                y_r = self.param.combine(x_r, g_r, s[rows], r[rows])
             _, c_out = skip_out(s_g[keep], t_g[keep], cfg.schedule, cfg.sigma_d, cfg.output)
-            width = (c_out.abs() * x[0].numel()).float().to(x.device)
+            width = (c_out.abs() * x[0].numel()).float()
             mmd = group_mmd(y_t.flatten(1), y_r.flatten(1), m, width, cfg.kernel)
-            imm = (imm_weight(t_g[keep], cfg.schedule, cfg.a, cfg.b).float().to(x.device) * mmd).mean()
+            imm = (imm_weight(t_g[keep], cfg.schedule, cfg.a, cfg.b).float() * mmd).mean()
             out["imm_loss"] = imm.detach()
         return {"loss": text_loss + cfg.lam * imm, **out}
 
