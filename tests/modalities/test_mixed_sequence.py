@@ -1,4 +1,3 @@
-import pytest
 import torch
 
 from core.config import ModelConfig
@@ -27,6 +26,10 @@ def batch(directions=("c2i", "i2c")):
     b["noise_t"] = torch.tensor([700.0, 0.0])[:len(directions)]
     b["noise_s"] = torch.tensor([300.0, 0.0])[:len(directions)]
     return b
+
+
+def copy(b):
+    return {k: v.clone() if torch.is_tensor(v) else v for k, v in b.items()}
 
 
 def run(m, b, **kw):
@@ -66,12 +69,12 @@ def test_model_respects_the_mask():
     m = model()
     b = batch()
     logits, g = run(m, b)
-    b2 = {k: v.clone() for k, v in b.items()}
+    b2 = copy(b)
     b2["tokens"][0, 12] = 5  # change the final text token of row 0: nothing before it may change
     logits2, g2 = run(m, b2)
     torch.testing.assert_close(logits[0, :12], logits2[0, :12])
     torch.testing.assert_close(g, g2)
-    b3 = {k: v.clone() for k, v in b.items()}
+    b3 = copy(b)
     b3["images"][0, :, :4, :4] += 1  # change the first patch of row 0
     logits3, g3 = run(m, b3)
     assert not torch.allclose(g[0, :, 4:, 4:], g3[0, :, 4:, 4:])  # the last patch sees the first
@@ -105,7 +108,7 @@ def test_cached_image_to_caption_matches_uncached():
     start = int(b["image_start"][0])
     cut = start + LAYOUT.n_image + 1  # BOS BOI image EOI
     cache = m.new_cache(1, LAYOUT.seq_len)
-    pre = {k: (v[:, :cut] if v.dim() > 1 and k not in ("images",) else v) for k, v in b.items()}
+    pre = {k: (v[:, :cut] if torch.is_tensor(v) and v.dim() > 1 and k != "images" else v) for k, v in b.items()}
     logits_pre, _ = m("mixed", tokens=pre["tokens"], pos=pre["pos"], span_ids=pre["span_ids"], key_valid=None,
                       image_start=b["image_start"], images=b["images"], noise_t=b["noise_t"], noise_s=b["noise_s"], cache=cache)
     torch.testing.assert_close(logits_pre, full_logits[:, :cut], atol=1e-5, rtol=1e-5)
