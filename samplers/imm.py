@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from core.batch_rng import to_device
 from objectives.paths import alpha_sigma, eta, eta_inverse
 from samplers import SAMPLERS
 from samplers.image_common import ImageSample, evals_per_step, model_noise, serves
@@ -34,13 +35,18 @@ def _const(v: torch.Tensor, n: int) -> torch.Tensor:
     return v.reshape(1).expand(n).clone()
 
 
+def device_times(model, steps: int, cfg, spacing: str) -> torch.Tensor:
+    """The time grid on the model's device, so no step copies times from the host."""
+    return to_device(imm_times(steps, cfg.T, cfg.eps_t, cfg.schedule, spacing), next(model.parameters()).device)
+
+
 @SAMPLERS.register("imm_pushforward")
 @serves("imm")
 @torch.no_grad()
 def pushforward(model, objective, labels, n: int, steps: int, guidance: float = 1.0, generator=None,
                 spacing: str = "uniform") -> ImageSample:
     cfg = objective.cfg
-    times = imm_times(steps, cfg.T, cfg.eps_t, cfg.schedule, spacing)
+    times = device_times(model, steps, cfg, spacing)
     x = model_noise(model, n, cfg.sigma_d, generator)
     for i in range(steps):
         t, s = _const(times[i], n), _const(times[i + 1], n)
@@ -54,7 +60,8 @@ def pushforward(model, objective, labels, n: int, steps: int, guidance: float = 
 def restart(model, objective, labels, n: int, steps: int, guidance: float = 1.0, generator=None,
             spacing: str = "uniform") -> ImageSample:
     cfg = objective.cfg
-    times = imm_times(steps, cfg.T, cfg.eps_t, cfg.schedule, spacing)
+    host_times = imm_times(steps, cfg.T, cfg.eps_t, cfg.schedule, spacing)  # for the re-noising scalars
+    times = device_times(model, steps, cfg, spacing)
     x = model_noise(model, n, cfg.sigma_d, generator)
     eps_t = _const(times[-1], n)
     for i in range(steps):
@@ -62,6 +69,6 @@ def restart(model, objective, labels, n: int, steps: int, guidance: float = 1.0,
         if i == steps - 1:
             x = clean
         else:
-            a, s = alpha_sigma(times[i + 1], cfg.schedule)
+            a, s = alpha_sigma(host_times[i + 1], cfg.schedule)
             x = float(a) * clean + float(s) * model_noise(model, n, cfg.sigma_d, generator)
     return ImageSample(x, steps * evals_per_step(guidance, labels))

@@ -14,7 +14,7 @@ from modalities.mixed_sequence import positions
 from samplers import SAMPLERS
 from samplers.ar import pick_next
 from samplers.image_common import ImageSample, evals_per_step, model_noise, serves
-from samplers.imm import imm_times
+from samplers.imm import device_times
 
 
 def _prefixes(tok, captions: list[list[int]], device):
@@ -55,7 +55,7 @@ def caption_to_image(model, objective, captions: list[list[int]], tok, steps: in
     span = torch.cat([torch.zeros_like(tokens), torch.ones((len(rows), n_img), dtype=torch.long, device=device)], 1)
     key_valid = torch.cat([valid, torch.ones((len(rows), n_img), dtype=torch.bool, device=device)], 1)
     img_pos = _image_positions(lengths, grid, device)
-    times = imm_times(steps, cfg.T, cfg.eps_t, cfg.schedule, spacing)
+    times = device_times(model, steps, cfg, spacing)
     x = model_noise(model, n, cfg.sigma_d, generator)
     for i in range(steps):
         t = times[i].reshape(1).expand(n).clone()

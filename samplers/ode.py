@@ -14,7 +14,7 @@ from samplers.image_common import ImageSample, evals_per_step, model_noise, serv
 
 def _velocity(model, objective, x, t: float, labels, guidance):
     n = x.shape[0]
-    tt = torch.full((n,), t, dtype=torch.float64)
+    tt = torch.full((n,), t, dtype=torch.float64, device=x.device)
     g = network_g(model, objective.param, x, tt, tt, labels, guidance, objective.null_label)
     return objective.cfg.sigma_d * g.float()
 
