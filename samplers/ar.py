@@ -71,26 +71,31 @@ def _generate(model, prompts: list[list[int]], max_new_tokens: int, temperature:
     device = next(model.parameters()).device
     tokens, valid = _left_pad(prompts, pad_id, device)
     ragged = not bool(valid.all())
-    b = tokens.shape[0]
-    cache = model.new_cache(b, tokens.shape[1] + max_new_tokens) if use_cache else None
-    out = torch.empty((b, 0), dtype=torch.long, device=device)
+    b, p = tokens.shape
+    # every generated token is real: validity and positions of the whole sequence are known up front
+    valid = torch.cat([valid, torch.ones((b, max_new_tokens), dtype=torch.bool, device=device)], 1)
+    pos = _positions(valid)
+    cache = model.new_cache(b, p + max_new_tokens) if use_cache else None
+    new: list[torch.Tensor] = []
     done = torch.zeros(b, dtype=torch.bool, device=device)
-    step_tokens = tokens
+    step_tokens, end = tokens, p
     for _ in range(max_new_tokens):
+        key_valid = valid[:, :end] if ragged else None
         if use_cache:
-            n = step_tokens.shape[1]
-            pos = _positions(valid)[:, -n:]
-            logits = model("text", tokens=step_tokens, pos=pos, key_valid=valid if ragged else None, cache=cache)
+            logits = model("text", tokens=step_tokens, pos=pos[:, end - step_tokens.shape[1]:end], key_valid=key_valid,
+                           cache=cache)
         else:
-            logits = model("text", tokens=tokens, pos=_positions(valid), key_valid=valid if ragged else None)
+            logits = model("text", tokens=tokens, pos=pos[:, :end], key_valid=key_valid)
         nxt = pick_next(logits[:, -1, :vocab], temperature, top_k, top_p, generator)
         if eos_id is not None:
             nxt = torch.where(done, torch.full_like(nxt, eos_id), nxt)
             done |= nxt == eos_id
-        out = torch.cat([out, nxt[:, None]], 1)
-        tokens = torch.cat([tokens, nxt[:, None]], 1)
-        valid = torch.cat([valid, torch.ones_like(valid[:, :1])], 1)
+        new.append(nxt)
         step_tokens = nxt[:, None]
+        if not use_cache:
+            tokens = torch.cat([tokens, step_tokens], 1)
+        end += 1
         if eos_id is not None and bool(done.all()):
             break
+    out = torch.stack(new, 1)
     return out.tolist()
