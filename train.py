@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 from core import checkpoint as ckpt_lib  # noqa: E402
-from core.config import ConfigError, build_config, load_saved_config, save_config, set_key, parse_override  # noqa: E402
+from core.config import ConfigError, apply_overrides, build_config, load_saved_config, save_config  # noqa: E402
 from core.errors import friendly_errors  # noqa: E402
 from core.run_dir import default_run_dir, open_run_dir  # noqa: E402
 from objectives import get_objective, objective_names  # noqa: E402
@@ -52,8 +52,7 @@ def resolve(args) -> tuple:
         cfg = load_saved_config(run_dir / "config.yaml", get_objective)
         if args.objective and args.objective != cfg.objective.name:
             raise ConfigError(f"{run_dir} is a {cfg.objective.name!r} run, not {args.objective!r}")
-        for text in args.overrides:
-            set_key(cfg, *parse_override(text))
+        apply_overrides(cfg, args.overrides)
         if args.data:
             cfg.data.path = args.data
         ckpt = args.resume_from or _latest_checkpoint(run_dir)

@@ -232,12 +232,17 @@ def build_config(objective_name: str, objective_config_cls: type, files: list[Pa
             raise ConfigError(f"config file {path} is for objective {named!r}, not {objective_name!r}")
         mapping = {**mapping, "objective": obj}
         apply_mapping(cfg, mapping)
+    apply_overrides(cfg, overrides)
+    return cfg
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> None:
+    """``key=value`` strings onto a config (fresh or resumed); the objective itself is not one of them."""
     for text in overrides:
         key, value = parse_override(text)
         if key == "objective.name":
             raise ConfigError("choose the objective with --objective, not objective.name=")
         set_key(cfg, key, value)
-    return cfg
 
 
 def save_config(cfg: Config, path: Path) -> None:
