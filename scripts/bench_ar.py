@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -195,7 +194,7 @@ def phase_throughput(dev, batch=32, ctx=1024, vocab=50304, warmup=10, steps=30) 
             else:
                 compiled = torch.compile(obj.__call__)
 
-            def loss_fn(idx):
+            def loss_fn(idx, model=model, compiled=compiled):
                 return compiled(model, {"tokens": idx})["loss"]
 
             n_params = model.num_params()

@@ -99,7 +99,7 @@ def main():
             parts.append(f"## Sequence length: {title}\n\n![cost](seqlen{i}/seqlen_cost.png)\n\n"
                          + table(res["cost"], ["backend", "cache", "context", "ms_per_token", "prefill_ms", "kv_cache_mb",
                                                "peak_mem_gb"])
-                         + f"\n\nLatency ratio, longest over shortest context: "
+                         + "\n\nLatency ratio, longest over shortest context: "
                          + ", ".join(f"{k} {v:.2f}" for k, v in sorted(res["latency_ratio_longest_over_shortest"].items())) + "\n")
             if res["quality"]:
                 parts.append(f"![quality](seqlen{i}/seqlen_quality.png)\n\n" + table(res["quality"], scaling_seqlen.QUALITY_COLUMNS) + "\n")
