@@ -20,7 +20,7 @@ from modalities.mixed_sequence import CAPTION_TO_IMAGE, IGNORE, IMAGE_TO_CAPTION
 from modalities.shard_writer import DIGIT_WORDS, EVAL_TEMPLATE, brace_pattern, write_image_shards
 from modalities.shards import ShardStream, StreamReader, image_text_decoder, text_decoder
 from modalities.task import TASKS, Task
-from modalities.text_data import DataError, bits_per_byte, read_text_file, split_text
+from modalities.text_data import DataError, bits_per_byte, mean_window_loss, read_text_file, split_text, tile_windows
 from modalities.tokenizers import build_tokenizer, load_tokenizer
 
 DIGIT_PATTERN = re.compile(r"\b(" + "|".join(DIGIT_WORDS) + r"|\d)\b")
@@ -237,19 +237,11 @@ class MixedTask(Task):
         if self._text_eval is None:
             _, val = split_text(read_text_file(d.text_eval_path), d.val_fraction)
             ids = torch.tensor(self.tokenizer.encode(val))
-            L = self.layout.seq_len
-            n = min((len(ids) - 1) // L, max(1, self.cfg.train.eval_batches) * self.cfg.train.batch_size)
-            windows = ids[torch.arange(n)[:, None] * L + torch.arange(L + 1)]
-            self._text_eval = (windows, len(ids) / len(val.encode()))
+            cap = max(1, self.cfg.train.eval_batches) * self.cfg.train.batch_size
+            self._text_eval = (tile_windows(ids, self.layout.seq_len, cap), len(ids) / len(val.encode()))
         windows, tokens_per_byte = self._text_eval
-        total, count = 0.0, 0
-        for i in range(0, len(windows), self.cfg.train.batch_size):
-            w = windows[i:i + self.cfg.train.batch_size].to(ctx.device)
-            with ctx.autocast():
-                loss = model("text", tokens=w[:, :-1], targets=w[:, 1:])
-            total += float(loss) * len(w)
-            count += len(w)
-        return bits_per_byte(total / count, tokens_per_byte)
+        loss = mean_window_loss(model, windows, self.cfg.train.batch_size, ctx.device, ctx.autocast)
+        return bits_per_byte(loss, tokens_per_byte)
 
     @torch.no_grad()
     def write_samples(self, model, objective, step: int, out_dir: Path, ctx) -> Path:

@@ -82,11 +82,25 @@ class TextData:
         return {"tokens": self.train.ids[idx]}
 
     def val_windows(self, max_windows: int) -> torch.Tensor:
-        """Non-overlapping (T+1)-windows covering the validation split (evenly spaced if capped)."""
-        n = (len(self.val.ids) - 1) // self.seq_len
-        picks = torch.arange(n) if n <= max_windows else torch.linspace(0, n - 1, max_windows).long()
-        idx = picks[:, None] * self.seq_len + torch.arange(self.seq_len + 1)
-        return self.val.ids[idx]
+        return tile_windows(self.val.ids, self.seq_len, max_windows)
+
+
+def tile_windows(ids: torch.Tensor, length: int, max_windows: int | None = None) -> torch.Tensor:
+    """Non-overlapping (length+1)-token windows covering ids (evenly spaced ones if capped)."""
+    n = (len(ids) - 1) // length
+    picks = torch.arange(n) if max_windows is None or n <= max_windows else torch.linspace(0, n - 1, max_windows).long()
+    return ids[picks[:, None] * length + torch.arange(length + 1)]
+
+
+@torch.no_grad()
+def mean_window_loss(model, windows: torch.Tensor, batch: int, device, autocast) -> float:
+    """Mean next-token loss (nats per token) of a text model over windows, ``batch`` at a time."""
+    total = 0.0
+    for i in range(0, len(windows), batch):
+        w = windows[i:i + batch].to(device)
+        with autocast():
+            total += float(model("text", tokens=w[:, :-1], targets=w[:, 1:])) * len(w)
+    return total / len(windows)
 
 
 def bits_per_byte(loss_nats_per_token: float, tokens_per_byte: float) -> float:

@@ -7,7 +7,7 @@ import torch
 
 from core.model import ModelSpec
 from modalities.task import TASKS, Task
-from modalities.text_data import bits_per_byte, build_text_data
+from modalities.text_data import bits_per_byte, build_text_data, mean_window_loss
 from modalities.tokenizers import load_tokenizer
 from samplers import get_sampler
 
@@ -38,14 +38,7 @@ class TextTask(Task):
     def evaluate(self, model, objective, ctx) -> dict:
         bs = self.cfg.train.batch_size
         windows = self.data.val_windows(self.cfg.train.eval_batches * bs)
-        total, count = 0.0, 0
-        for i in range(0, len(windows), bs):
-            chunk = windows[i:i + bs].to(ctx.device)
-            with ctx.autocast():
-                loss = objective(model, {"tokens": chunk})["loss"]
-            total += float(loss) * len(chunk)
-            count += len(chunk)
-        val_loss = total / count
+        val_loss = mean_window_loss(model, windows, bs, ctx.device, ctx.autocast)
         return {"val/loss": val_loss, "val/bpb": bits_per_byte(val_loss, self.data.val.tokens_per_byte)}
 
     def prompts(self, n: int) -> list[list[int]]:

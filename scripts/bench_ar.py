@@ -27,7 +27,7 @@ import torch.nn.functional as F  # noqa: E402
 from core.config import ModelConfig, TrainConfig  # noqa: E402
 from core.model import Model, ModelSpec  # noqa: E402
 from core.optim import build_optimizer, lr_at  # noqa: E402
-from modalities.text_data import split_text  # noqa: E402
+from modalities.text_data import split_text, tile_windows  # noqa: E402
 from objectives.ar import ARConfig, AutoregressiveObjective  # noqa: E402
 from scripts.reference_gpt import PlainGPT, plain_optimizer  # noqa: E402
 
@@ -70,11 +70,6 @@ RECIPE = dict(steps=5000, batch=64, ctx=256, lr=1e-3, min_lr=1e-4, warmup=100, b
               dropout=0.2, eval_every=100)
 
 
-def val_windows(ids: torch.Tensor, ctx: int) -> torch.Tensor:
-    n = (len(ids) - 1) // ctx
-    return ids[torch.arange(n)[:, None] * ctx + torch.arange(ctx + 1)]
-
-
 @torch.no_grad()
 def eval_loss(fn, windows, bs=64) -> float:
     total = 0.0
@@ -92,7 +87,7 @@ def reference_char_run(text: str, dev, stop: int) -> list[dict]:
     chars = sorted(set(text))
     stoi = {c: i for i, c in enumerate(chars)}
     train_ids = torch.tensor([stoi[c] for c in train_text], device=dev)
-    val_w = val_windows(torch.tensor([stoi[c] for c in val_text], device=dev), r["ctx"])
+    val_w = tile_windows(torch.tensor([stoi[c] for c in val_text], device=dev), r["ctx"])
     torch.manual_seed(0)
     model = PlainGPT(len(chars), r["ctx"], 6, 6, 384, r["dropout"]).to(dev)
     opt = plain_optimizer(model, r["lr"], (0.9, r["beta2"]), r["wd"], fused=True)

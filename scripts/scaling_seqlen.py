@@ -77,22 +77,17 @@ def usable_backends(names: list[str], device) -> list[str]:
 @torch.no_grad()
 def context_quality(model, data, contexts: list[int], batch: int = 16, dtype_ctx=None) -> list[dict]:
     """Validation loss and bits per byte when every prediction sees at most ``context`` tokens."""
-    from modalities.text_data import bits_per_byte
+    import contextlib
+
+    from modalities.text_data import bits_per_byte, mean_window_loss, tile_windows
 
     device = next(model.parameters()).device
     rows = []
     for c in contexts:
-        ids = data.val.ids
-        n = (len(ids) - 1) // c
-        windows = ids[torch.arange(n)[:, None] * c + torch.arange(c + 1)]
-        total = 0.0
-        for i in range(0, n, batch):
-            w = windows[i:i + batch].to(device)
-            with dtype_ctx() if dtype_ctx else torch.no_grad():
-                loss = model("text", tokens=w[:, :-1], targets=w[:, 1:])
-            total += float(loss) * len(w)
-        val = total / n
-        rows.append({"context": c, "val_loss": val, "val_bpb": bits_per_byte(val, data.val.tokens_per_byte), "windows": n})
+        windows = tile_windows(data.val.ids, c)
+        val = mean_window_loss(model, windows, batch, device, dtype_ctx or contextlib.nullcontext)
+        rows.append({"context": c, "val_loss": val, "val_bpb": bits_per_byte(val, data.val.tokens_per_byte),
+                     "windows": len(windows)})
     return rows
 
 
