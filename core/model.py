@@ -72,13 +72,13 @@ class Model(nn.Module):
             return self._mixed(**inputs)
         raise ValueError(f"unknown forward mode {mode!r}; use text, image or mixed")
 
-    def compile_regions(self) -> None:
+    def compile_regions(self, mode: str | None = None) -> None:
         """Compile each block (one compilation shared by all) and the codecs' heads: much faster to
-        compile than the whole graph, at nearly the same speed."""
+        compile than the whole graph, at nearly the same speed. ``mode``: torch.compile's mode."""
         for blk in self.backbone.blocks:
-            blk.compile()
+            blk.compile(mode=mode)
         if self.text is not None:
-            self.text.compile()
+            self.text.compile(mode=mode)
 
     def num_params(self, exclude_embeddings: bool = False) -> int:
         n = sum(p.numel() for p in self.parameters())

@@ -33,6 +33,9 @@ class IMMConfig:
     b: float = 4.0  # weighting shift (5 CIFAR, 4 ImageNet)
     kernel: str = "laplace"  # laplace | rbf
     label_dropout: float = 0.1
+    # samplers: return the clean estimate implied by the last jump (0 extra NFE) instead of x at eps_t,
+    # whose sigma_d * eps_t noise shows on flat backgrounds; false gives the paper's x_{eps_t}
+    final_clean: bool = True
 
 
 def validate(cfg: IMMConfig, batch_size: int | None = None) -> None:

@@ -67,6 +67,15 @@ def ddim(x_t: torch.Tensor, x: torch.Tensor, t, s, schedule: str) -> torch.Tenso
     return _bcast(c_x, x) * x + _bcast(c_xt, x_t) * x_t
 
 
+def ddim_clean(x_s: torch.Tensor, x_t: torch.Tensor, t, s, schedule: str) -> torch.Tensor:
+    """The clean estimate x that ``ddim(x_t, x, t -> s)`` would have used to land on x_s (its inverse
+    in x; needs s < t): x = (x_s - sigma_s / sigma_t * x_t) / (alpha_s - sigma_s / sigma_t * alpha_t)."""
+    a_t, s_t = alpha_sigma(t, schedule)
+    a_s, s_s = alpha_sigma(s, schedule)
+    ratio = s_s / s_t
+    return (x_s - _bcast(ratio, x_t) * x_t) / _bcast(a_s - ratio * a_t, x_s)
+
+
 def _bcast(coef, like: torch.Tensor) -> torch.Tensor:
     """float64 per-sample coefficient -> like's dtype, shaped to broadcast over its trailing dims."""
     coef = _t(coef).to(device=like.device)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from core.batch_rng import to_device
-from objectives.paths import alpha_sigma, eta, eta_inverse
+from objectives.paths import alpha_sigma, ddim_clean, eta, eta_inverse
 from samplers import SAMPLERS
 from samplers.image_common import ImageSample, evals_per_step, model_noise, serves
 
@@ -31,6 +31,12 @@ def imm_times(steps: int, T: float, eps_t: float, schedule: str, spacing: str = 
     raise ValueError(f"unknown spacing {spacing!r}; choose uniform or edm")
 
 
+def finish(x_s: torch.Tensor, x_t: torch.Tensor, s: torch.Tensor, t: torch.Tensor, cfg) -> torch.Tensor:
+    """The sampler's output after its last jump t -> s = eps_t: with ``cfg.final_clean`` the clean
+    estimate that jump implies (DDIM solved for x), else x_s itself."""
+    return ddim_clean(x_s, x_t, t, s, cfg.schedule) if cfg.final_clean else x_s
+
+
 def _const(v: torch.Tensor, n: int) -> torch.Tensor:
     return v.reshape(1).expand(n).clone()
 
@@ -50,8 +56,8 @@ def pushforward(model, objective, labels, n: int, steps: int, guidance: float = 
     x = model_noise(model, n, cfg.sigma_d, generator)
     for i in range(steps):
         t, s = _const(times[i], n), _const(times[i + 1], n)
-        x = objective.f(model, x, s, t, labels, guidance)
-    return ImageSample(x, steps * evals_per_step(guidance, labels))
+        x, x_t = objective.f(model, x, s, t, labels, guidance), x
+    return ImageSample(finish(x, x_t, s, t, cfg), steps * evals_per_step(guidance, labels))
 
 
 @SAMPLERS.register("imm_restart")
@@ -65,9 +71,10 @@ def restart(model, objective, labels, n: int, steps: int, guidance: float = 1.0,
     x = model_noise(model, n, cfg.sigma_d, generator)
     eps_t = _const(times[-1], n)
     for i in range(steps):
-        clean = objective.f(model, x, eps_t, _const(times[i], n), labels, guidance)
+        t = _const(times[i], n)
+        clean = objective.f(model, x, eps_t, t, labels, guidance)
         if i == steps - 1:
-            x = clean
+            x = finish(clean, x, eps_t, t, cfg)
         else:
             a, s = alpha_sigma(host_times[i + 1], cfg.schedule)
             x = float(a) * clean + float(s) * model_noise(model, n, cfg.sigma_d, generator)

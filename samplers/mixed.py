@@ -14,7 +14,7 @@ from modalities.mixed_sequence import positions
 from samplers import SAMPLERS
 from samplers.ar import pick_next
 from samplers.image_common import ImageSample, evals_per_step, model_noise, serves
-from samplers.imm import device_times
+from samplers.imm import device_times, finish
 
 
 def _prefixes(tok, captions: list[list[int]], device):
@@ -69,8 +69,8 @@ def caption_to_image(model, objective, captions: list[list[int]], tok, steps: in
         if guided:
             g_cond, g_null = g.chunk(2)
             g = guidance * g_cond + (1 - guidance) * g_null
-        x = param.combine(x, g, s, t)
-    return ImageSample(x, steps * evals_per_step(guidance, captions if guided else None))
+        x, x_t = param.combine(x, g, s, t), x
+    return ImageSample(finish(x, x_t, s, t, cfg), steps * evals_per_step(guidance, captions if guided else None))
 
 
 @SAMPLERS.register("image_to_caption")

@@ -119,7 +119,7 @@ def reference_char_run(text: str, dev, stop: int) -> list[dict]:
     return rows
 
 
-def ours_char_run(data_path: str, out_dir: Path, run_root: Path, stop: int) -> list[dict]:
+def ours_char_run(data_path: str, out_dir: Path, run_root: Path, stop: int, overrides=()) -> list[dict]:
     import shutil
 
     import train
@@ -129,7 +129,7 @@ def ours_char_run(data_path: str, out_dir: Path, run_root: Path, stop: int) -> l
     # the schedule stays the recipe's 5000 steps; only the run may stop earlier
     train.main(["--objective", "ar", "--config", str(ROOT / "configs/shakespeare_char.yaml"), "--data", data_path,
                 "--run-dir", str(run_dir), "--quiet", "train.ckpt_every=0", f"train.lr_decay_steps={RECIPE['steps']}",
-                f"train.steps={stop}"])
+                f"train.steps={stop}", *overrides])
     shutil.copy(run_dir / "metrics.jsonl", out_dir / "shakespeare_ours_metrics.jsonl")
     samples = sorted((run_dir / "samples").glob("*.txt"))
     if samples:
@@ -147,16 +147,16 @@ def time_to(rows, target) -> dict | None:
     return next((r for r in rows if r["val"] <= target), None)
 
 
-def phase_shakespeare(data_path: str, out_dir: Path, run_root: Path, dev, stop: int) -> dict:
+def phase_shakespeare(data_path: str, out_dir: Path, run_root: Path, dev, stop: int, overrides=()) -> dict:
     text = Path(data_path).read_text()
     log("shakespeare: reference ...")
     ref = reference_char_run(text, dev, stop)
-    log("shakespeare: ours ...")
-    ours = ours_char_run(data_path, out_dir, run_root, stop)
+    log(f"shakespeare: ours {' '.join(overrides)} ...")
+    ours = ours_char_run(data_path, out_dir, run_root, stop, overrides)
     ref_best = min(ref, key=lambda r: r["val"])
     ours_best = min(ours, key=lambda r: r["val"])
     hit = time_to(ours, ref_best["val"])
-    res = {"reference": ref, "ours": ours, "reference_best": ref_best, "ours_best": ours_best,
+    res = {"reference": ref, "ours": ours, "ours_overrides": list(overrides), "reference_best": ref_best, "ours_best": ours_best,
            "ours_reaches_reference_best": hit,
            "time_ratio_train": hit["train_seconds"] / ref_best["train_seconds"] if hit else None,
            "time_ratio_wall": hit["wall_seconds"] / ref_best["wall_seconds"] if hit else None}
@@ -164,10 +164,20 @@ def phase_shakespeare(data_path: str, out_dir: Path, run_root: Path, dev, stop: 
 
 
 # --- throughput at 124M ------------------------------------------------------------------------------
-def phase_throughput(dev, batch=32, ctx=1024, vocab=50304, warmup=10, steps=30) -> dict:
+THROUGHPUT_VARIANTS = {
+    "reference": "plain GPT, torch.compile of the whole model",
+    "ours_regional": "our backbone, compiled blocks (the trainer's default)",
+    "ours_full": "our backbone, torch.compile of the whole loss",
+    "ours_autotune": "our backbone, compiled blocks with mode=max-autotune-no-cudagraphs",
+    "ours_no_qk_norm": "our backbone without QK-norm (diagnostic: what QK-norm costs)",
+}
+
+
+def phase_throughput(dev, variants=("reference", "ours_regional", "ours_full"), profile=(), batch=32, ctx=1024,
+                     vocab=50304, warmup=10, steps=30) -> dict:
     """Same loop for every variant: bf16 autocast, grad clip, fused AdamW; loss inside the compiled code."""
     out = {}
-    for name in ("reference", "ours_regional", "ours_full"):
+    for name in variants:
         torch.manual_seed(0)
         torch._dynamo.reset()
         if name == "reference":
@@ -180,32 +190,37 @@ def phase_throughput(dev, batch=32, ctx=1024, vocab=50304, warmup=10, steps=30) 
 
             n_params = sum(p.numel() for p in model.parameters()) - model.wpe.weight.numel()
         else:
-            model = Model(ModelConfig(size="gpt2-124m"), ModelSpec(vocab_size=vocab)).to(dev)
+            mcfg = ModelConfig(size="gpt2-124m", qk_norm=name != "ours_no_qk_norm")
+            model = Model(mcfg, ModelSpec(vocab_size=vocab)).to(dev)
             opt = build_optimizer(model, TrainConfig(lr=6e-4), dev)
             obj = AutoregressiveObjective(ARConfig())
-            if name == "ours_regional":
-                model.compile_regions()
-                compiled = obj
-            else:
+            if name == "ours_full":
                 compiled = torch.compile(obj.__call__)
+            else:
+                model.compile_regions("max-autotune-no-cudagraphs" if name == "ours_autotune" else None)
+                compiled = obj
 
             def loss_fn(idx, model=model, compiled=compiled):
                 return compiled(model, {"tokens": idx})["loss"]
 
             n_params = model.num_params()
         data = torch.randint(0, vocab, (warmup + steps, batch, ctx + 1), device=dev)
-        t_start = time.perf_counter()
-        for i in range(warmup + steps):
-            if i == warmup:
-                torch.cuda.synchronize()
-                t0 = time.perf_counter()
-                warm_s = t0 - t_start
+
+        def step(i, model=model, opt=opt, loss_fn=loss_fn, data=data):
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 loss = loss_fn(data[i])
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             opt.zero_grad(set_to_none=True)
+
+        t_start = time.perf_counter()
+        for i in range(warmup + steps):
+            if i == warmup:
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                warm_s = t0 - t_start
+            step(i)
         torch.cuda.synchronize()
         dt = time.perf_counter() - t0
         tok_s = batch * ctx * steps / dt
@@ -213,13 +228,19 @@ def phase_throughput(dev, batch=32, ctx=1024, vocab=50304, warmup=10, steps=30) 
         out[name] = {"tokens_per_s": tok_s, "step_ms": 1000 * dt / steps, "params": n_params, "warmup_s": warm_s,
                      "mfu": tok_s * flops_tok / PEAK, "peak_mem_gb": torch.cuda.max_memory_allocated() / 1e9}
         log(f"throughput {name}: {tok_s / 1e3:.0f}k tok/s, MFU {out[name]['mfu']:.1%}, warm-up+compile {warm_s:.0f}s")
+        if name in profile:
+            from scripts.profiling import top_kernels
+
+            out[name]["profile"] = top_kernels(lambda: step(0))
+            log(f"{name} step profile:\n{out[name]['profile']}")
         del model, opt, data
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    best = max(("ours_regional", "ours_full"), key=lambda k: out[k]["tokens_per_s"])
-    out["best_ours"] = best
-    out["ratio"] = out[best]["tokens_per_s"] / out["reference"]["tokens_per_s"]
-    out["ratio_regional"] = out["ours_regional"]["tokens_per_s"] / out["reference"]["tokens_per_s"]
+    ours = [k for k in variants if k.startswith("ours") and k != "ours_no_qk_norm"]
+    if "reference" in out and ours:
+        best = max(ours, key=lambda k: out[k]["tokens_per_s"])
+        out["best_ours"] = best
+        out["ratio"] = out[best]["tokens_per_s"] / out["reference"]["tokens_per_s"]
     return out
 
 
@@ -252,7 +273,7 @@ def table(res: dict) -> str:
         rb, ob, hit = s["reference_best"], s["ours_best"], s["ours_reaches_reference_best"]
         lines += ["| shakespeare-char | best val | at step | train s to best | wall s to best |", "|---|---|---|---|---|",
                   f"| reference | {rb['val']:.4f} | {rb['step']} | {rb['train_seconds']:.1f} | {rb['wall_seconds']:.1f} |",
-                  f"| ours | {ob['val']:.4f} | {ob['step']} | {ob['train_seconds']:.1f} | {ob['wall_seconds']:.1f} |"]
+                  f"| ours {' '.join(s['ours_overrides'])} | {ob['val']:.4f} | {ob['step']} | {ob['train_seconds']:.1f} | {ob['wall_seconds']:.1f} |"]
         if hit:
             lines.append(f"ours reaches {rb['val']:.4f} at step {hit['step']}: {hit['train_seconds']:.1f}s train "
                          f"({s['time_ratio_train']:.2f}x), {hit['wall_seconds']:.1f}s wall ({s['time_ratio_wall']:.2f}x)")
@@ -261,10 +282,11 @@ def table(res: dict) -> str:
     if "throughput" in res:
         t = res["throughput"]
         lines += ["", "| 124M train | tokens/s | step ms | MFU | peak GB | warm-up+compile s |", "|---|---|---|---|---|---|"]
-        for k in ("reference", "ours_regional", "ours_full"):
+        for k in (k for k in THROUGHPUT_VARIANTS if k in t):
             lines.append(f"| {k} | {t[k]['tokens_per_s']:,.0f} | {t[k]['step_ms']:.1f} | {t[k]['mfu']:.1%} | "
                          f"{t[k]['peak_mem_gb']:.1f} | {t[k]['warmup_s']:.0f} |")
-        lines.append(f"ratio ours/reference: {t['ratio']:.3f} ({t['best_ours']}); regional {t['ratio_regional']:.3f}")
+        if "ratio" in t:
+            lines.append(f"ratio ours/reference: {t['ratio']:.3f} ({t['best_ours']})")
     if "decode" in res:
         d = res["decode"]
         lines += ["", "| decode ctx | cache ms/tok | cache tok/s | no-cache ms/tok | no-cache tok/s |", "|---|---|---|---|---|"]
@@ -283,7 +305,15 @@ def main():
     p.add_argument("--run-root", type=Path, default=Path("/tmp/bench_runs"), help="scratch space for training runs")
     p.add_argument("--char-steps", type=int, default=RECIPE["steps"],
                    help="stop the shakespeare runs early (the schedule stays 5000 steps)")
+    p.add_argument("--ours", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="config overrides for our shakespeare run on top of configs/shakespeare_char.yaml")
+    p.add_argument("--variants", default="reference,ours_regional,ours_full",
+                   help="throughput variants: " + ", ".join(THROUGHPUT_VARIANTS))
+    p.add_argument("--profile", default="", help="throughput variants whose top kernels to print")
     args = p.parse_args()
+    for v in args.variants.split(",") + [v for v in args.profile.split(",") if v]:
+        if v not in THROUGHPUT_VARIANTS:
+            sys.exit(f"unknown throughput variant {v!r}; choose from {', '.join(THROUGHPUT_VARIANTS)}")
     if not torch.cuda.is_available():
         sys.exit("bench_ar needs a CUDA GPU")
     dev = torch.device("cuda")
@@ -295,9 +325,9 @@ def main():
         if phase == "check":
             res["check"] = phase_check(dev)
         elif phase == "shakespeare":
-            res["shakespeare"] = phase_shakespeare(args.data, args.out, args.run_root, dev, args.char_steps)
+            res["shakespeare"] = phase_shakespeare(args.data, args.out, args.run_root, dev, args.char_steps, args.ours)
         elif phase == "throughput":
-            res["throughput"] = phase_throughput(dev)
+            res["throughput"] = phase_throughput(dev, args.variants.split(","), args.profile.split(","))
         elif phase == "decode":
             res["decode"] = phase_decode(dev)
         else:

@@ -42,8 +42,9 @@ def train_run(objective: str, data: str, run_dir: Path, seconds: float) -> dict:
                        "--run-dir", str(run_dir), "--quiet", f"train.time_limit={seconds}"])
 
 
-def step_time(objective_name: str, batch: int = 256, warmup: int = 15, steps: int = 50) -> dict:
-    """Training step time of one objective on the MNIST-shaped backbone (compiled blocks, bf16)."""
+def step_time(objective_name: str, batch: int = 256, warmup: int = 15, steps: int = 50, profile: bool = False) -> dict:
+    """Training step time of one objective on the MNIST-shaped backbone (compiled blocks, bf16);
+    with ``profile``, also the top kernels of a few steps."""
     from core.config import ModelConfig, TrainConfig
     from core.model import Model, ModelSpec
     from core.optim import build_optimizer
@@ -62,19 +63,28 @@ def step_time(objective_name: str, batch: int = 256, warmup: int = 15, steps: in
     opt = build_optimizer(model, TrainConfig(lr=3e-4, weight_decay=0.0), dev)
     x = torch.randn(warmup + steps, batch, 1, 32, 32, device=dev) * 0.5
     y = torch.randint(0, 10, (warmup + steps, batch), device=dev)
-    for i in range(warmup + steps):
-        if i == warmup:
-            torch.cuda.synchronize()
-            t0 = time.perf_counter()
+
+    def one_step(i: int) -> None:
         with torch.autocast("cuda", dtype=torch.bfloat16):
             loss = obj(model, {"images": x[i], "labels": y[i]})["loss"]
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
+
+    for i in range(warmup + steps):
+        if i == warmup:
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+        one_step(i)
     torch.cuda.synchronize()
     dt = (time.perf_counter() - t0) / steps
-    return {"step_ms": 1000 * dt, "images_per_s": batch / dt, "params": model.num_params()}
+    out = {"step_ms": 1000 * dt, "images_per_s": batch / dt, "params": model.num_params()}
+    if profile:
+        from scripts.profiling import top_kernels
+
+        out["profile"] = top_kernels(lambda: one_step(0))
+    return out
 
 
 def main():
@@ -89,6 +99,8 @@ def main():
     p.add_argument("--end-time", type=float, default=0, help="unix time by which evaluation must end (caps the budget)")
     p.add_argument("--guidance", type=float, default=1.5)
     p.add_argument("--throughput", action="store_true", help="also time IMM vs FM training steps")
+    p.add_argument("--profile", action="store_true", help="with --throughput: the top kernels of each step")
+    p.add_argument("--throughput-only", action="store_true", help="time the training steps, train nothing")
     p.add_argument("--skip-train", action="store_true", help="evaluate an existing run in --run-root")
     args = p.parse_args()
     if not torch.cuda.is_available():
@@ -96,10 +108,15 @@ def main():
     args.out.mkdir(parents=True, exist_ok=True)
     res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "objective": args.objective}
     run_dir = args.run_root / f"{args.objective}_mnist"
-    if args.throughput:
-        res["step_time"] = {name: step_time(name) for name in ("fm", "imm")}
+    if args.throughput or args.throughput_only:
+        res["step_time"] = {name: step_time(name, profile=args.profile) for name in ("fm", "imm")}
         res["step_time"]["imm_over_fm"] = res["step_time"]["imm"]["step_ms"] / res["step_time"]["fm"]["step_ms"]
-        log(f"step time: {json.dumps(res['step_time'])}")
+        log(f"step time: fm {res['step_time']['fm']['step_ms']:.1f} ms, imm {res['step_time']['imm']['step_ms']:.1f} ms")
+        for name in ("fm", "imm") if args.profile else ():
+            log(f"{name} step profile:\n{res['step_time'][name]['profile']}")
+        if args.throughput_only:
+            (args.out / "bench_imm_step_time.json").write_text(json.dumps(res, indent=1))
+            return
     if not args.skip_train:
         t = time.perf_counter()
         res["train"] = train_run(args.objective, args.data, run_dir, args.train_seconds)

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from objectives.paths import (Parameterization, alpha_sigma, ddim, eta, eta_inverse, imm_weight, network_f, skip_out)
+from objectives.paths import (Parameterization, alpha_sigma, ddim, ddim_clean, eta, eta_inverse, imm_weight, network_f, skip_out)
 
 
 @pytest.mark.parametrize("schedule", ["ot_fm", "cosine"])
@@ -18,6 +18,9 @@ def test_ddim_boundaries_and_path_consistency(schedule):
     s = t * 0.4
     a_s, s_s = alpha_sigma(s, schedule)
     torch.testing.assert_close(ddim(x_t, x, t, s, schedule), a_s[:, None] * x + s_s[:, None] * eps)  # same eps
+    # ddim_clean solves the same interpolation for x: it recovers the data from any landing point
+    torch.testing.assert_close(ddim_clean(ddim(x_t, x, t, s, schedule), x_t, t, s, schedule), x)
+    torch.testing.assert_close(ddim_clean(x, x_t, t, torch.zeros_like(t), schedule), x)  # landing at 0 is x
 
 
 @pytest.mark.parametrize("schedule", ["ot_fm", "cosine"])

@@ -66,3 +66,27 @@ def test_sampler_objective_mismatch_is_refused():
     with pytest.raises(SamplerMismatch, match="trained with 'imm'"):
         check_compatible("heun", get_sampler("heun"), "imm")
     check_compatible("euler", get_sampler("euler"), "fm")
+
+
+@pytest.mark.parametrize("name", ["imm_pushforward", "imm_restart"])
+def test_final_clean_returns_the_estimate_implied_by_the_last_jump(model, name):
+    """final_clean=False returns x at eps_t (the paper); True returns the x that the last jump's DDIM
+    interpolation implies, which differs from it by that jump's share of the noise and costs no NFE."""
+    from objectives.paths import ddim_clean
+
+    labels, steps = torch.tensor([0, 1, 2]), 2
+    run = lambda final_clean: get_sampler(name)(model, IMMObjective(IMMConfig(final_clean=final_clean), SPEC), labels, 3,
+                                                steps, 1.0, generator=torch.Generator().manual_seed(0))
+    raw, clean = run(False), run(True)
+    assert raw.nfe == clean.nfe == steps
+    cfg = IMMConfig()
+    t1 = imm_times(steps, cfg.T, cfg.eps_t, cfg.schedule)[-2]
+    # the input of the last jump: for pushforward the first jump's output, for restart the re-noised estimate
+    g = torch.Generator().manual_seed(0)
+    obj = IMMObjective(IMMConfig(final_clean=False), SPEC)
+    one = lambda v: torch.full((3,), float(v), dtype=torch.float64)
+    if name == "imm_pushforward":
+        from samplers.image_common import model_noise
+        x1 = obj.f(model, model_noise(model, 3, cfg.sigma_d, g), one(t1), one(cfg.T), labels)
+        torch.testing.assert_close(clean.images, ddim_clean(raw.images, x1, one(t1), one(cfg.eps_t), cfg.schedule))
+    assert not torch.allclose(raw.images, clean.images)
