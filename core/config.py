@@ -237,12 +237,20 @@ def build_config(objective_name: str, objective_config_cls: type, files: list[Pa
 
 
 def apply_overrides(cfg: Config, overrides: list[str]) -> None:
-    """``key=value`` strings onto a config (fresh or resumed); the objective itself is not one of them."""
-    for text in overrides:
-        key, value = parse_override(text)
+    """``key=value`` strings onto a config (fresh or resumed); the objective itself is not one of them.
+
+    ``model.size=NAME`` brings that size's whole shape: the config file's n_layer / n_head / d_model
+    are dropped unless the overrides set them again."""
+    parsed = [parse_override(text) for text in overrides]
+    keys = {key for key, _ in parsed}
+    for key, value in parsed:
         if key == "objective.name":
             raise ConfigError("choose the objective with --objective, not objective.name=")
         set_key(cfg, key, value)
+        if key == "model.size":
+            for field_name in ("n_layer", "n_head", "d_model"):
+                if f"model.{field_name}" not in keys:
+                    setattr(cfg.model, field_name, None)
 
 
 def save_config(cfg: Config, path: Path) -> None:

@@ -108,6 +108,9 @@ def main():
     c2i, ev = evaluate_run(mixed_run, settings, args.guidance, 500, args.inception, args.mnist, compile=not args.smoke,
                            quiet=True)
     res["caption_to_image"] = c2i
+    from scripts.eval_images import write_table
+
+    write_table(c2i, args.out, "mixed_eval")  # rows that scripts/report.py --from-csv reads
     from core.context import RunContext
     from core.device import pick_dtype
     from core.loading import load_run

@@ -57,7 +57,7 @@ def main():
     p.add_argument("--batch", type=int, default=1000)
     p.add_argument("--inception", default="")
     p.add_argument("--data", default="")
-    p.add_argument("--cost-size", default="gpt2-124m", help="model size for decode cost when no --text-run is given")
+    p.add_argument("--cost-size", default="gpt2-124m", help="model size (random weights) for the decode cost table")
     p.add_argument("--cost-contexts", default="256,1024,4096")
     p.add_argument("--new-tokens", type=int, default=32, help="tokens generated per decode measurement")
     p.add_argument("--compile", action="store_true")
@@ -90,7 +90,7 @@ def main():
                          + f"\n\nQuality: {summary['quality_metric']} (lower is better).\n\nNFE to match the reference's quality:\n\n"
                          + table(summary["ratios"], ["reference", "reference_steps", "reference_nfe", "quality", "other",
                                                      "other_nfe_to_match", "ratio"]) + "\n")
-        runs = args.text_run or [None]
+        runs = [None, *args.text_run]  # cost at --cost-size first, then each text run's own model
         for i, run in enumerate(runs):
             sub = args.out / f"seqlen{i}"
             res = scaling_seqlen.run(run, args.cost_size, [int(c) for c in args.cost_contexts.split(",")], None,

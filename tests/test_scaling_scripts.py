@@ -64,9 +64,10 @@ def test_scaling_seqlen(runs, tmp_path):
 def test_report(runs, tmp_path):
     out = tmp_path / "report"
     r = subprocess.run([sys.executable, str(ROOT / "scripts/report.py"), "--image-run", str(runs / "imm"), "--steps", "1",
-                        "--n", "10", "--text-run", str(runs / "ar"), "--cost-contexts", "16,32", "--new-tokens", "4", "--out", str(out)],
+                        "--n", "10", "--text-run", str(runs / "ar"), "--cost-size", "tiny", "--cost-contexts", "16,32", "--new-tokens", "4", "--out", str(out)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     text = (out / "report.md").read_text()
     assert "steps/steps.png" in text and "seqlen0/seqlen_cost.png" in text and "Report produced in" in text
+    assert "seqlen1/seqlen_quality.png" in text  # the text run's bits per byte across context
     assert (out / "steps" / "steps.png").is_file()

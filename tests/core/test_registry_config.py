@@ -38,6 +38,18 @@ def test_precedence_defaults_file_overrides(tmp_path):
     assert cfg.train.steps == 7 and cfg.train.lr == 0.25 and cfg.train.batch_size == 32
 
 
+def test_size_override_brings_its_whole_shape(tmp_path):
+    from core.sizes import resolve_shape
+
+    f = tmp_path / "c.yaml"
+    f.write_text("objective:\n  name: ar\nmodel:\n  size: tiny\n  n_layer: 4\n  d_model: 192\n")
+    assert resolve_shape(build_config("ar", ARConfig, [f], []).model) == dict(n_layer=4, n_head=4, d_model=192)
+    big = build_config("ar", ARConfig, [f], ["model.size=gpt2-124m"]).model
+    assert resolve_shape(big) == dict(n_layer=12, n_head=12, d_model=768)
+    deep = build_config("ar", ARConfig, [f], ["model.n_layer=2", "model.size=gpt2-124m"]).model
+    assert resolve_shape(deep) == dict(n_layer=2, n_head=12, d_model=768)
+
+
 def test_type_errors_are_reported():
     cfg = build_config("ar", ARConfig, [], [])
     with pytest.raises(ConfigError, match="train.steps expects int"):
