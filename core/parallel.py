@@ -12,6 +12,8 @@ def wrap_model(model: torch.nn.Module, mode: str, dist_info, device: torch.devic
     if not dist_info.enabled:
         return model
     if mode == "ddp":
+        if dist_info.world == 1:
+            return model  # one rank has nothing to average: DDP would only add its hooks and bucket copies
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         return DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
