@@ -135,10 +135,12 @@ class XFormersBackend(_PlainMaskOnly):
         return out.transpose(1, 2)
 
 
-def resolve_backend(name: str, device: torch.device, mask: AttnMask | None = None) -> AttentionBackend:
-    """'auto' picks flex for span masks on GPU and SDPA otherwise; a named backend must be usable."""
+def resolve_backend(name: str, device: torch.device, mask: AttnMask | None = None,
+                    cached: bool = False) -> AttentionBackend:
+    """'auto' picks flex for span masks over whole sequences on GPU, SDPA otherwise (a chunk of
+    queries after a KV cache is short, and its dense mask cheap); a named backend must be usable."""
     if name == "auto":
-        if mask is not None and mask.span_ids is not None and device.type == "cuda":
+        if mask is not None and mask.span_ids is not None and device.type == "cuda" and not cached:
             return FlexBackend()
         return SDPABackend()
     cls = BACKENDS.get(name)
@@ -152,5 +154,5 @@ def resolve_backend(name: str, device: torch.device, mask: AttnMask | None = Non
 
 
 def prepare(name: str, mask: AttnMask, batch: int, lq: int, lk: int, device: torch.device) -> Prepared:
-    backend = resolve_backend(name, device, mask)
+    backend = resolve_backend(name, device, mask, cached=lq != lk or mask.q_offset > 0)
     return Prepared(backend, backend.prepare(mask, batch, lq, lk, device))

@@ -50,7 +50,9 @@ class Transformer(nn.Module):
         prepared = attention.prepare(self.attn_backend, mask.shifted(offset), b, l, offset + l, h.device)
         rope = self.rotary(pos)
         for i, blk in enumerate(self.blocks):
-            h = blk(h, rope, prepared, mod, cache, i)
+            # the layer index only matters with a cache: leaving it out keeps compiled blocks from
+            # specialising on it
+            h = blk(h, rope, prepared, mod) if cache is None else blk(h, rope, prepared, mod, cache, i)
         if cache is not None:
             cache.advance(l)
         return h

@@ -75,6 +75,9 @@ class Model(nn.Module):
     def compile_regions(self, mode: str | None = None) -> None:
         """Compile each block (one compilation shared by all) and the codecs' heads: much faster to
         compile than the whole graph, at nearly the same speed. ``mode``: torch.compile's mode."""
+        # one block code serves text, image and mixed batches, with and without gradients (IMM's
+        # target pass), each a graph of its own: more than dynamo's default 8 before it falls back
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 32)
         for blk in self.backbone.blocks:
             blk.compile(mode=mode)
         if self.text is not None:

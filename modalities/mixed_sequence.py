@@ -10,6 +10,7 @@ p0 + grid. Next-token targets exist only where both the token and the next one a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 
@@ -41,8 +42,10 @@ def prefix_tokens(tok: Tokenizer, caption: list[int], direction: str) -> tuple[l
     return [tok.bos, tok.boi], [tok.eoi, *caption, tok.eos]
 
 
+@lru_cache(maxsize=1024)
 def positions(n_before: int, n_image: int, n_after: int, grid: int, total: int) -> torch.Tensor:
-    """(total, 3) positions for [text * n_before, image, text * n_after, padding]."""
+    """(total, 3) positions for [text * n_before, image, text * n_after, padding]. Cached (a few
+    caption lengths recur in every batch): callers must not write into the result."""
     pos = torch.zeros(total, N_AXES, dtype=torch.long)
     pos[:n_before] = torch.arange(n_before)[:, None]
     r, c = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")

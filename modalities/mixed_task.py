@@ -110,7 +110,7 @@ class MixedTask(Task):
 
     def describe(self) -> str:
         extra = f", text shards at ratio {self.cfg.data.text_ratio}" if self.texts else ""
-        return (f"mixed: {len(self.images.loader.dataset.urls)} image-caption shard(s){extra}; {self.channels}x{self.size}"
+        return (f"mixed: {len(self.images.stream.urls)} image-caption shard(s){extra}; {self.channels}x{self.size}"
                 f"x{self.size} images, {self.tokenizer.kind} tokenizer (vocab {self.tokenizer.vocab_size}), "
                 f"sequences of {self.layout.seq_len} tokens")
 

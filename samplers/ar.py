@@ -9,6 +9,7 @@ import torch
 
 from core.rope import N_AXES
 from samplers import SAMPLERS
+from samplers.eager import eager
 
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
@@ -53,18 +54,11 @@ def _positions(valid: torch.Tensor) -> torch.Tensor:
 
 @SAMPLERS.register("ar")
 @torch.no_grad()
-def generate(*args, **kwargs) -> list[list[int]]:
-    """Continue each prompt by up to max_new_tokens tokens; returns only the new tokens.
-
-    Runs eagerly even on a compiled model: every step has a new shape, which would recompile.
-    """
-    with torch.compiler.set_stance("force_eager"):
-        return _generate(*args, **kwargs)
-
-
-def _generate(model, prompts: list[list[int]], max_new_tokens: int, temperature: float = 1.0, top_k: int = 0,
+@eager
+def generate(model, prompts: list[list[int]], max_new_tokens: int, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 1.0, use_cache: bool = True, pad_id: int = 0, eos_id: int | None = None,
              generator: torch.Generator | None = None) -> list[list[int]]:
+    """Continue each prompt by up to max_new_tokens tokens; returns only the new tokens."""
     if not prompts or any(len(p) == 0 for p in prompts):
         raise ValueError("every prompt needs at least one token (use the BOS token for unconditional samples)")
     vocab = model.text.vocab_size

@@ -13,6 +13,7 @@ from core.rope import N_AXES
 from modalities.mixed_sequence import positions
 from samplers import SAMPLERS
 from samplers.ar import pick_next
+from samplers.eager import eager
 from samplers.image_common import ImageSample, evals_per_step, model_noise, serves
 from samplers.imm import device_times, finish
 
@@ -39,6 +40,7 @@ def _image_positions(lengths: torch.Tensor, grid: int, device) -> torch.Tensor:
 @SAMPLERS.register("caption_to_image")
 @serves("mixed")
 @torch.no_grad()
+@eager
 def caption_to_image(model, objective, captions: list[list[int]], tok, steps: int, guidance: float = 1.0,
                      generator=None, spacing: str = "uniform") -> ImageSample:
     cfg, spec, param = objective.cfg, model.spec, objective.param
@@ -76,6 +78,7 @@ def caption_to_image(model, objective, captions: list[list[int]], tok, steps: in
 @SAMPLERS.register("image_to_caption")
 @serves("mixed")
 @torch.no_grad()
+@eager
 def image_to_caption(model, objective, images: torch.Tensor, tok, max_new_tokens: int = 32, temperature: float = 0.0,
                      top_k: int = 0, top_p: float = 1.0, generator=None) -> list[list[int]]:
     """images in model space (pixels times spec.image_scale); returns the caption tokens (EOS cut)."""

@@ -82,6 +82,8 @@ def main():
     res["mixed_tokens_per_s"] = statistics.median(speeds) if speeds else None
     res["attention_backend"] = resolve_backend("auto", dev, AttnMask.spans(torch.ones(1, 2, dtype=torch.long))).name
     log(f"mixed: {summary}")
+    save = lambda: (args.out / "bench_mixed.json").write_text(json.dumps(res, indent=1, default=str))  # noqa: E731
+    save()  # each stage's figures survive a later stage running out of time
 
     from core.config import load_saved_config
     from objectives import get_objective
@@ -102,6 +104,7 @@ def main():
     if res["ar_only"]["val_bpb"] and res["mixed_text"]["val_bpb"]:
         res["bpb_ratio_mixed_over_ar"] = res["mixed_text"]["val_bpb"] / res["ar_only"]["val_bpb"]
     log(f"text: mixed {res['mixed_text']}, AR only {res['ar_only']}")
+    save()
 
     n = 40 if args.smoke else args.n
     settings = [("caption_to_image", k, n) for k in (1, 2, 4, 8)]
@@ -111,6 +114,7 @@ def main():
     from scripts.eval_images import write_table
 
     write_table(c2i, args.out, "mixed_eval")  # rows that scripts/report.py --from-csv reads
+    save()
     from core.context import RunContext
     from core.device import pick_dtype
     from core.loading import load_run
@@ -122,7 +126,7 @@ def main():
     ctx = RunContext(cfg, dev, pick_dtype("auto", dev))
     res["image_to_caption_acc"] = caption_accuracy(model, objective, load_tokenizer(mixed_run), ev.test,
                                                    min(n, len(ev.test)), ctx)
-    (args.out / "bench_mixed.json").write_text(json.dumps(res, indent=1, default=str))
+    save()
     lines = [f"device {res['device']}, attention backend {res['attention_backend']}",
              "| caption->image steps | NFE | FID | FID (clf) | class acc |", "|---|---|---|---|---|"]
     for r in c2i:
