@@ -84,6 +84,7 @@ class TrainConfig:
     ckpt_every: int = 500
     keep_ckpts: int = 2
     distributed: str = "ddp"  # ddp | fsdp (under torchrun)
+    profile_steps: int = 0  # profile this many steps after the first log interval: profile.md in the run dir
 
 
 @dataclass

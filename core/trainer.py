@@ -197,10 +197,22 @@ class Trainer:
         window_steps, window_t0 = 0, time.perf_counter()
         stop_reason = "steps"
         wall_t0 = time.perf_counter()
+        profiler, profile_from = None, self.step + tcfg.log_every  # after compilation and warm-up
         try:
             while self.step < tcfg.steps:
                 t0 = time.perf_counter()
+                if tcfg.profile_steps and self.dist.is_main and self.step == profile_from:
+                    from core.profiling import StepProfiler
+
+                    profiler = StepProfiler(self.run_dir / "profile.md")
+                    profiler.start()
                 out = self.train_step()
+                if profiler is not None:
+                    profiler.step()
+                    if profiler.steps == tcfg.profile_steps:
+                        path, profiler = profiler.stop(), None
+                        if not self.quiet:
+                            tqdm.write(f"profile of {tcfg.profile_steps} steps: {path}")
                 window_loss += out["loss"].detach()
                 window_steps += 1
                 self.step += 1
@@ -243,6 +255,8 @@ class Trainer:
                 print(f"\ninterrupted: saved {path}; continue with --resume")
             raise
         finally:
+            if profiler is not None:  # the run ended first: keep what was profiled
+                profiler.stop()
             bar.close()
             self.log.close()
         summary = {"step": self.step, "train_seconds": self.train_seconds, "stop": stop_reason,

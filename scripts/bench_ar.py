@@ -229,7 +229,7 @@ def phase_throughput(dev, variants=("reference", "ours_regional", "ours_full"), 
                      "mfu": tok_s * flops_tok / PEAK, "peak_mem_gb": torch.cuda.max_memory_allocated() / 1e9}
         log(f"throughput {name}: {tok_s / 1e3:.0f}k tok/s, MFU {out[name]['mfu']:.1%}, warm-up+compile {warm_s:.0f}s")
         if name in profile:
-            from scripts.profiling import top_kernels
+            from core.profiling import top_kernels
 
             out[name]["profile"] = top_kernels(lambda: step(0))
             log(f"{name} step profile:\n{out[name]['profile']}")

@@ -81,7 +81,7 @@ def step_time(objective_name: str, batch: int = 256, warmup: int = 15, steps: in
     dt = (time.perf_counter() - t0) / steps
     out = {"step_ms": 1000 * dt, "images_per_s": batch / dt, "params": model.num_params()}
     if profile:
-        from scripts.profiling import top_kernels
+        from core.profiling import top_kernels
 
         out["profile"] = top_kernels(lambda: one_step(0))
     return out

@@ -55,6 +55,8 @@ def main():
     p.add_argument("--train-seconds", type=float, default=360)
     p.add_argument("--n", type=int, default=10000, help="samples for FID and image->caption accuracy")
     p.add_argument("--guidance", type=float, default=1.5)
+    p.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                   help="profile this many mixed training steps (profile.md: host operators and device kernels)")
     p.add_argument("--smoke", action="store_true", help="tiny settings, to check the pipeline on a CPU")
     args = p.parse_args()
     import train
@@ -75,7 +77,10 @@ def main():
     t = time.perf_counter()
     summary = train.main(["--objective", "mixed", "--config", str(ROOT / "configs/mixed_mnist.yaml"), "--data", img,
                           "--run-dir", str(mixed_run), "--quiet", f"data.text_path={txt}", f"data.text_eval_path={args.text}",
-                          f"data.eval_path={args.mnist}", f"train.time_limit={args.train_seconds}", *small])
+                          f"data.eval_path={args.mnist}", f"train.time_limit={args.train_seconds}",
+                          f"train.profile_steps={args.profile}", *small])
+    if (mixed_run / "profile.md").is_file():
+        shutil.copy(mixed_run / "profile.md", args.out / "mixed_profile.md")
     res["mixed_train"] = {**summary, "wall_seconds": time.perf_counter() - t}
     rows = metrics(mixed_run)
     speeds = [r["perf/tokens_per_s"] for r in rows if "perf/tokens_per_s" in r][1:]

@@ -133,3 +133,15 @@ def test_resume_from_truncated_checkpoint_is_refused(tmp_path, capsys, text_file
     code, err = run_main(capsys, "--run-dir", str(run), "--resume")
     assert code == 2 and "truncated" in err and "step_0000002" in err
     assert sorted(str(p) for p in run.rglob("*")) == before
+
+
+def test_profile_steps_write_a_table_and_leave_training_unchanged(tmp_path, text_file):
+    """Profiling observes steps; it must not change what they compute."""
+    common = ["--objective", "ar", "--data", str(text_file), "--quiet", *TINY, "train.steps=8", "train.log_every=2",
+              "train.eval_every=0", "train.ckpt_every=0"]
+    train.main([*common, "--run-dir", str(tmp_path / "plain")])
+    train.main([*common, "--run-dir", str(tmp_path / "profiled"), "train.profile_steps=3"])
+    text = (tmp_path / "profiled" / "profile.md").read_text()
+    assert "Profile of 3 training steps" in text and "| `aten::" in text
+    assert not (tmp_path / "plain" / "profile.md").exists()
+    assert_bitwise_equal(_weights(tmp_path / "plain"), _weights(tmp_path / "profiled"))
