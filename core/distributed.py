@@ -81,8 +81,9 @@ def barrier() -> None:
 def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
     if dist.is_available() and dist.is_initialized():
         x = x.clone()
-        dist.all_reduce(x, op=dist.ReduceOp.AVG if x.device.type == "cuda" else dist.ReduceOp.SUM)
-        if x.device.type != "cuda":
+        nccl = dist.get_backend() == "nccl"  # gloo has no AVG
+        dist.all_reduce(x, op=dist.ReduceOp.AVG if nccl else dist.ReduceOp.SUM)
+        if not nccl:
             x /= dist.get_world_size()
     return x
 

@@ -5,7 +5,8 @@
   python scripts/bench_torchrun.py --text tinyshakespeare.txt --mnist mnist.npz --out OUT
   python scripts/bench_torchrun.py --nproc 2 ...            # scaling over 1 GPU (needs 2 GPUs)
 
-Throughput is the median of the logged samples/s after the first log interval (compilation).
+Throughput is the median of the logged samples/s after the first log interval (compilation), and
+with --repeats the median over repeats that alternate the variants.
 """
 from __future__ import annotations
 
@@ -47,6 +48,8 @@ def main():
     p.add_argument("--nproc", type=int, default=1)
     p.add_argument("--fsdp", action="store_true", help="also measure FSDP2")
     p.add_argument("--objectives", default="ar,imm")
+    p.add_argument("--gloo", action="store_true", help="also torchrun with the gloo backend (isolates NCCL's cost)")
+    p.add_argument("--repeats", type=int, default=1, help="alternate the variants this many times; medians")
     p.add_argument("--work", type=Path, default=Path("/tmp/bench_torchrun"))
     p.add_argument("--out", type=Path, default=Path("results/bench_torchrun"))
     p.add_argument("--smoke", action="store_true", help="tiny settings for a CPU check")
@@ -59,21 +62,29 @@ def main():
     results = {}
     for name in args.objectives.split(","):
         data = args.text if name == "ar" else args.mnist
-        variants = {"python": None, f"torchrun_ddp_x{args.nproc}": "ddp"}
+        # label -> (train.distributed, extra environment); None runs plain python
+        variants = {"python": None, f"torchrun_ddp_x{args.nproc}": ("ddp", {})}
         if args.fsdp:
-            variants[f"torchrun_fsdp_x{args.nproc}"] = "fsdp"
+            variants[f"torchrun_fsdp_x{args.nproc}"] = ("fsdp", {})
+        if args.gloo:
+            variants[f"torchrun_ddp_gloo_x{args.nproc}"] = ("ddp", {"TRAIN_DIST_BACKEND": "gloo"})
         base = [*RUNS[name], "--data", data, "--quiet", *([s for s in small if not (name == "ar" and "image" in s)
                                                              and not (name == "imm" and "seq_len" in s)])]
-        for label, mode in variants.items():
-            run = args.work / f"{name}_{label}"
-            if mode is None:
-                cmd = [sys.executable, str(ROOT / "train.py"), "--run-dir", str(run), *base]
-            else:
-                cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}",
-                       str(ROOT / "train.py"), "--run-dir", str(run), *base, f"train.distributed={mode}"]
-            launch(cmd, env)
-            results[f"{name}/{label}"] = throughput(run)
-            print(f"{name} {label}: {results[f'{name}/{label}']:.1f} samples/s (all ranks)", flush=True)
+        speeds: dict[str, list[float]] = {label: [] for label in variants}
+        for rep in range(args.repeats):  # alternating, so drifts of the machine hit every variant alike
+            for label, how in variants.items():
+                run = args.work / f"{name}_{label}_{rep}"
+                if how is None:
+                    cmd, extra = [sys.executable, str(ROOT / "train.py"), "--run-dir", str(run), *base], {}
+                else:
+                    mode, extra = how
+                    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}",
+                           str(ROOT / "train.py"), "--run-dir", str(run), *base, f"train.distributed={mode}"]
+                launch(cmd, {**env, **extra})
+                speeds[label].append(throughput(run))
+                print(f"{name} {label} (repeat {rep + 1}): {speeds[label][-1]:.1f} samples/s (all ranks)", flush=True)
+        for label in variants:
+            results[f"{name}/{label}"] = statistics.median(speeds[label])
         for label in variants:
             if label != "python":
                 results[f"{name}/{label}_over_python"] = results[f"{name}/{label}"] / results[f"{name}/python"]
