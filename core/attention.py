@@ -153,6 +153,8 @@ def resolve_backend(name: str, device: torch.device, mask: AttnMask | None = Non
     return cls()
 
 
-def prepare(name: str, mask: AttnMask, batch: int, lq: int, lk: int, device: torch.device) -> Prepared:
-    backend = resolve_backend(name, device, mask, cached=lq != lk or mask.q_offset > 0)
+def prepare(name: str, mask: AttnMask, batch: int, lq: int, lk: int, device: torch.device,
+            cached: bool = False) -> Prepared:
+    """``cached``: the call fills or extends a KV cache (the samplers, which run eagerly)."""
+    backend = resolve_backend(name, device, mask, cached=cached or lq != lk or mask.q_offset > 0)
     return Prepared(backend, backend.prepare(mask, batch, lq, lk, device))

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.attention import FlexBackend, SDPABackend
+from core.attention import FlexBackend, SDPABackend, resolve_backend
 from core.masks import AttnMask
 
 
@@ -83,7 +83,16 @@ def test_is_causal_fast_path_equals_dense():
 
 
 def test_unavailable_backend_names_usable_ones():
-    from core.attention import resolve_backend
-
     with pytest.raises(RuntimeError, match="usable here: .*sdpa"):
         resolve_backend("flash_attn", torch.device("cpu"))
+
+
+def test_auto_backend_uses_flex_only_for_whole_span_sequences_on_gpu():
+    """Block masks pay off for training over whole interleaved sequences; the samplers' cached chunks
+    (eager, short) take SDPA's dense mask, and the CPU always does."""
+    spans = AttnMask.spans(torch.ones(2, 8, dtype=torch.long))
+    gpu, cpu = torch.device("cuda"), torch.device("cpu")
+    assert resolve_backend("auto", gpu, spans).name == "flex"
+    assert resolve_backend("auto", gpu, spans, cached=True).name == "sdpa"
+    assert resolve_backend("auto", gpu, AttnMask(causal=True)).name == "sdpa"
+    assert resolve_backend("auto", cpu, spans).name == "sdpa"
