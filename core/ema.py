@@ -14,12 +14,13 @@ class EMA:
     def __init__(self, model: torch.nn.Module, decay: float):
         self.decay = decay
         names = unique_names(model)
-        params = list({id(p): p for p in model.parameters()}.values())
+        params = self._params(model)
         self.names = [names[id(p)] for p in params]
         self.shadow = [p.detach().clone() for p in params]
 
-    def _params(self, model):
-        return list({id(p): p for p in model.parameters()}.values())
+    @staticmethod
+    def _params(model) -> list:
+        return list(model.parameters())  # tied weights once, in a fixed order
 
     def decay_at(self, step: int) -> float:
         """Warm-up (1 + n) / (10 + n), so short runs are not dominated by their initial weights."""

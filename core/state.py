@@ -17,6 +17,12 @@ def unique_names(model: torch.nn.Module) -> dict[int, str]:
     return {id(p): n for n, p in model.named_parameters()}
 
 
+def group_names(model, optimizer) -> list[list[str]]:
+    """The parameter names of each optimizer group, in the optimizer's order."""
+    names = unique_names(model)
+    return [[names[id(p)] for p in g["params"]] for g in optimizer.param_groups]
+
+
 def model_state(model: torch.nn.Module, fsdp: bool) -> dict:
     """Full weights on the CPU (meaningful on rank 0), without aliases of tied weights."""
     if fsdp:
@@ -30,11 +36,11 @@ def model_state(model: torch.nn.Module, fsdp: bool) -> dict:
 
 
 def load_model_state(model: torch.nn.Module, sd: dict, fsdp: bool) -> None:
-    names = {n: p for n, p in model.named_parameters(remove_duplicate=False)}
+    first_names = unique_names(model)
     full = dict(sd)
-    for alias, p in names.items():  # restore tied aliases dropped at save time
+    for alias, p in model.named_parameters(remove_duplicate=False):  # restore tied aliases dropped at save time
         if alias not in full:
-            first = unique_names(model)[id(p)]
+            first = first_names[id(p)]
             if first in full:
                 full[alias] = full[first]
     if fsdp:
@@ -53,14 +59,13 @@ def optim_state(model, optimizer, fsdp: bool) -> dict:
         from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
         return get_optimizer_state_dict(model, optimizer, options=_options(cpu_offload=True))
-    names = unique_names(model)
+    per_group = group_names(model, optimizer)
+    order = [n for names in per_group for n in names]
     sd = optimizer.state_dict()
-    order = [names[id(p)] for g in optimizer.param_groups for p in g["params"]]
     state = {order[pid]: {k: (v.detach().cpu() if torch.is_tensor(v) else v) for k, v in st.items()}
              for pid, st in sd["state"].items()}
-    groups = []
-    for g, raw in zip(optimizer.param_groups, sd["param_groups"]):
-        groups.append({**{k: v for k, v in raw.items() if k != "params"}, "params": [names[id(p)] for p in g["params"]]})
+    groups = [{**{k: v for k, v in raw.items() if k != "params"}, "params": names}
+              for names, raw in zip(per_group, sd["param_groups"])]
     return {"state": state, "param_groups": groups}
 
 
@@ -70,15 +75,12 @@ def load_optim_state(model, optimizer, osd: dict, fsdp: bool) -> None:
 
         set_optimizer_state_dict(model, optimizer, osd, options=_options())
         return
-    names = unique_names(model)
-    order = [names[id(p)] for g in optimizer.param_groups for p in g["params"]]
+    per_group = group_names(model, optimizer)
+    order = [n for names in per_group for n in names]
     index = {n: i for i, n in enumerate(order)}
     unknown = set(osd["state"]) - set(order)  # (parameters that never took a step simply have no state)
     if unknown:
         raise KeyError(f"optimizer state names parameters this model lacks: {sorted(unknown)[:5]}")
     state = {index[n]: st for n, st in osd["state"].items()}
-    groups, start = [], 0
-    for g, saved in zip(optimizer.param_groups, osd["param_groups"]):
-        groups.append({**saved, "params": list(range(start, start + len(g["params"])))})
-        start += len(g["params"])
+    groups = [{**saved, "params": [index[n] for n in names]} for names, saved in zip(per_group, osd["param_groups"])]
     optimizer.load_state_dict({"state": state, "param_groups": groups})
