@@ -28,6 +28,10 @@ class BatchRNG:
         shape = (self.world * n_local,) if rows is None else (rows, self.world * n_local)
         return self._slice(torch.rand(shape, dtype=torch.float64, generator=self.cpu), n_local, dim=-1 if rows else 0)
 
+    def indices(self, high: int, n_local: int) -> torch.Tensor:
+        """This rank's n_local of a global draw of integers in [0, high) (the data of a batch)."""
+        return self._slice(torch.randint(0, high, (self.world * n_local,), generator=self.cpu), n_local)
+
     def normal64(self, n_local: int) -> torch.Tensor:
         return self._slice(torch.randn(self.world * n_local, dtype=torch.float64, generator=self.cpu), n_local)
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import torch
 
+from core.batch_rng import BatchRNG
 from core.model import ModelSpec
 from modalities.image_data import load_image_sets
 from modalities.image_eval import ImageEvaluator, balanced_labels, save_grid
@@ -42,10 +43,8 @@ class ImageTask(Task):
                 f"{t.num_classes} classes, scale x{self.scale:.3f} to std {self.scale * float(t.images.std()):.2f}")
 
     def train_batch(self, step: int, micro: int, batch_size: int) -> dict:
-        # this rank's slice of a global batch drawn from (seed, step, micro): see TextData.batch
-        g = torch.Generator().manual_seed(hash((self.cfg.train.seed, step, micro)) & 0x7FFF_FFFF_FFFF)
-        idx = torch.randint(0, len(self.train), (self.world * batch_size,), generator=g)
-        idx = idx[self.rank * batch_size:(self.rank + 1) * batch_size]
+        # this rank's slice of a global batch drawn from (seed, step, micro)
+        idx = BatchRNG(self.cfg.train.seed, step, micro, self.rank, self.world).indices(len(self.train), batch_size)
         out = {"images": self.train.images[idx] * self.scale}
         if self.train.labels is not None:
             out["labels"] = self.train.labels[idx]
