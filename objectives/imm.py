@@ -12,7 +12,7 @@ from core.batch_rng import to_device
 from core.config import ConfigError
 from objectives import OBJECTIVES
 from objectives.image_common import batch_rng, drop_labels
-from objectives.paths import Parameterization, alpha_sigma, ddim, eta, eta_inverse, imm_weight, skip_out
+from objectives.paths import Parameterization, ddim, eta, eta_inverse, imm_weight, interpolate, skip_out
 
 
 @dataclass
@@ -100,6 +100,15 @@ def group_mmd(y_t: torch.Tensor, y_r: torch.Tensor, m: int, width: torch.Tensor,
     return (kxx + kyy - 2 * kxy).mean(dim=(1, 2))
 
 
+def imm_loss(y_t: torch.Tensor, y_r: torch.Tensor, s_g: torch.Tensor, t_g: torch.Tensor, cfg: IMMConfig):
+    """-> (mean over groups of w(s, t) MMD^2, the MMD^2 of each group). Rows come in groups of M that
+    share (s_g, t_g); the kernel width is |c_out(s, t)| times the elements per sample."""
+    _, c_out = skip_out(s_g, t_g, cfg.schedule, cfg.sigma_d, cfg.output)
+    width = (c_out.abs() * y_t[0].numel()).float()
+    mmd = group_mmd(y_t.flatten(1), y_r.flatten(1), cfg.M, width, cfg.kernel)
+    return (imm_weight(t_g, cfg.schedule, cfg.a, cfg.b).float() * mmd).mean(), mmd
+
+
 @OBJECTIVES.register("imm")
 class IMMObjective:
     Config = IMMConfig
@@ -127,19 +136,15 @@ class IMMObjective:
         s_g, r_g, t_g = (to_device(v, x.device) for v in sample_times(b // m, cfg, rng))
         s, r, t = (v.repeat_interleave(m) for v in (s_g, r_g, t_g))
         eps = rng.normal_like(x) * cfg.sigma_d
-        a_t, sig_t = alpha_sigma(t, cfg.schedule)
-        x_t = a_t.float().view(-1, *[1] * (x.dim() - 1)) * x + sig_t.float().view(-1, *[1] * (x.dim() - 1)) * eps
+        x_t = interpolate(x, eps, t, cfg.schedule)
         x_r = ddim(x_t, x, t, r, cfg.schedule)
         if labels is not None and self.null_label is not None:
             labels = drop_labels(labels, cfg.label_dropout, self.null_label, rng)
         y_t = self.f(model, x_t, s, t, labels)
         with torch.no_grad():
             y_r = self.f(model, x_r, s, r, labels)
-        _, c_out = skip_out(s_g, t_g, cfg.schedule, cfg.sigma_d, cfg.output)
-        width = (c_out.abs() * x[0].numel()).float()
-        mmd = group_mmd(y_t.flatten(1), y_r.flatten(1), m, width, cfg.kernel)
-        weight = imm_weight(t_g, cfg.schedule, cfg.a, cfg.b).float()
-        return {"loss": (weight * mmd).mean(), "mmd": mmd.detach().mean()}
+        loss, mmd = imm_loss(y_t, y_r, s_g, t_g, cfg)
+        return {"loss": loss, "mmd": mmd.detach().mean()}
 
     def f(self, model, x_t, s, t, labels, guidance: float = 1.0):
         from objectives.paths import network_f

@@ -13,8 +13,8 @@ from core.batch_rng import to_device
 from core.config import ConfigError
 from objectives import OBJECTIVES
 from objectives.image_common import batch_rng
-from objectives.imm import IMMConfig, group_mmd, sample_times, validate
-from objectives.paths import Parameterization, alpha_sigma, ddim, imm_weight, skip_out
+from objectives.imm import IMMConfig, imm_loss, sample_times, validate
+from objectives.paths import Parameterization, ddim, interpolate
 
 
 @dataclass
@@ -60,26 +60,22 @@ class MixedObjective:
         s_g, r_g, t_g = (to_device(torch.where(noisy_g, v, zero), dev)  # clean rows: t = s = 0
                          for v in sample_times(b // m, cfg, rng))
         s, r, t = (v.repeat_interleave(m) for v in (s_g, r_g, t_g))
-        a_t, sig_t = alpha_sigma(t, cfg.schedule)
-        shape = (-1, *[1] * (x.dim() - 1))
         eps = rng.normal_like(x) * cfg.sigma_d
-        x_t = a_t.float().view(shape) * x + sig_t.float().view(shape) * eps
+        x_t = interpolate(x, eps, t, cfg.schedule)
         text_loss, g = self._forward(model, batch, x_t, s, t, batch["targets"])
         out = {"ar_loss": text_loss.detach()}
         imm = torch.zeros((), device=dev)
         if bool(noisy_g.any()):
             keep = to_device(noisy_g.nonzero().squeeze(1), dev)
             rows = (keep[:, None] * m + torch.arange(m, device=dev)).flatten()
-            y_t = self.param.combine(x_t[rows], g[rows], s[rows], t[rows])
-            x_r = ddim(x_t[rows], x[rows], t[rows], r[rows], cfg.schedule)
+            s_n, r_n, t_n, x_tn = s[rows], r[rows], t[rows], x_t[rows]
+            y_t = self.param.combine(x_tn, g[rows], s_n, t_n)
+            x_r = ddim(x_tn, x[rows], t_n, r_n, cfg.schedule)
             with torch.no_grad():
                 sub = {k: v[rows] for k, v in batch.items() if torch.is_tensor(v) and v.dim() > 0 and k != "images"}
-                _, g_r = self._forward(model, sub, x_r, s[rows], r[rows], None)
-                y_r = self.param.combine(x_r, g_r, s[rows], r[rows])
-            _, c_out = skip_out(s_g[keep], t_g[keep], cfg.schedule, cfg.sigma_d, cfg.output)
-            width = (c_out.abs() * x[0].numel()).float()
-            mmd = group_mmd(y_t.flatten(1), y_r.flatten(1), m, width, cfg.kernel)
-            imm = (imm_weight(t_g[keep], cfg.schedule, cfg.a, cfg.b).float() * mmd).mean()
+                _, g_r = self._forward(model, sub, x_r, s_n, r_n, None)
+                y_r = self.param.combine(x_r, g_r, s_n, r_n)
+            imm, _ = imm_loss(y_t, y_r, s_g[keep], t_g[keep], cfg)
             out["imm_loss"] = imm.detach()
         return {"loss": text_loss + cfg.lam * imm, **out}
 

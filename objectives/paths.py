@@ -54,6 +54,12 @@ def neg_dlog_snr_dt(t, schedule: str):
     return 2 * math.pi / torch.sin(math.pi * t)
 
 
+def interpolate(x: torch.Tensor, eps: torch.Tensor, t, schedule: str) -> torch.Tensor:
+    """x_t = alpha_t x + sigma_t eps (per-sample float64 t, the result in x's dtype)."""
+    a_t, s_t = alpha_sigma(t, schedule)
+    return _bcast(a_t, x) * x + _bcast(s_t, eps) * eps
+
+
 def ddim(x_t: torch.Tensor, x: torch.Tensor, t, s, schedule: str) -> torch.Tensor:
     """Move x_t at time t to time s (s <= t) along the path through the clean estimate x.
 
@@ -145,6 +151,12 @@ def network_g(model, param: Parameterization, x_t, s, t, labels, guidance: float
     null = torch.full_like(labels, null_label)
     g = model("image", x=torch.cat([x_in, x_in]), noise_t=torch.cat([nt, nt]), noise_s=torch.cat([ns, ns]),
               labels=torch.cat([labels, null]))
+    return guide(g, guidance)
+
+
+def guide(g: torch.Tensor, guidance: float) -> torch.Tensor:
+    """Classifier-free guidance from one batch holding the conditional half, then the null half:
+    w G(cond) + (1 - w) G(null), in float32."""
     g_cond, g_null = g.float().chunk(2)
     return guidance * g_cond + (1 - guidance) * g_null
 

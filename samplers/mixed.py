@@ -11,6 +11,7 @@ import torch
 
 from core.rope import N_AXES
 from modalities.mixed_sequence import positions
+from objectives.paths import guide
 from samplers import SAMPLERS
 from samplers.ar import pick_next
 from samplers.eager import eager
@@ -67,10 +68,7 @@ def caption_to_image(model, objective, captions: list[list[int]], tok, steps: in
         _, g = model("mixed", tokens=None, pos=img_pos, span_ids=span, key_valid=key_valid, images=x_in.repeat(reps, 1, 1, 1),
                      noise_t=nt.repeat(reps), noise_s=ns.repeat(reps), cache=cache)
         cache.truncate(p)
-        g = g.float()
-        if guided:
-            g_cond, g_null = g.chunk(2)
-            g = guidance * g_cond + (1 - guidance) * g_null
+        g = guide(g, guidance) if guided else g.float()
         x, x_t = param.combine(x, g, s, t), x
     return ImageSample(finish(x, x_t, s, t, cfg), steps * evals_per_step(guidance, captions if guided else None))
 
