@@ -17,7 +17,7 @@ from core.model import ModelSpec
 from modalities.image_data import load_image_sets, to_uint8
 from modalities.image_eval import save_grid
 from modalities.mixed_sequence import CAPTION_TO_IMAGE, IGNORE, IMAGE_TO_CAPTION, MixedLayout, pack_batch
-from modalities.shard_writer import DIGIT_WORDS, EVAL_TEMPLATE, brace_pattern, write_image_shards
+from modalities.shard_writer import DIGIT_WORDS, brace_pattern, caption_of, write_image_shards
 from modalities.shards import ShardStream, StreamReader, image_text_decoder, text_decoder
 from modalities.task import TASKS, Task
 from modalities.text_data import DataError, bits_per_byte, mean_window_loss, read_text_file, split_text, tile_windows
@@ -100,7 +100,7 @@ class MixedTask(Task):
         self.tokens_per_sample = self.layout.seq_len
         self.truncated = 0
         self.eval_sets = None
-        self._classifier = None
+        self._evaluator = None
         self._text_eval = None
 
     # --- spec and batches ----------------------------------------------------------------------
@@ -181,16 +181,17 @@ class MixedTask(Task):
                 self.eval_sets = load_image_sets(path, self.size, d.image_pad_value)
         return self.eval_sets
 
-    def classifier(self, device):
-        if self._classifier is None and self._eval_images():
-            from modalities.image_classifier import get_classifier
+    def evaluator(self, device):
+        """Scores caption -> image samples like the image task does (cached classifier and reference
+        features); None without labelled evaluation images."""
+        if self._evaluator is None and self._eval_images():
+            from modalities.image_eval import ImageEvaluator
 
-            train, _ = self._eval_images()
-            self._classifier = get_classifier(train.images, train.labels, train.num_classes, device)
-        return self._classifier
+            self._evaluator = ImageEvaluator(*self._eval_images(), device)
+        return self._evaluator
 
     def caption_ids(self, labels: list[int]) -> list[list[int]]:
-        return [self.tokenizer.encode(EVAL_TEMPLATE.format(word=DIGIT_WORDS[c])) for c in labels]
+        return [self.tokenizer.encode(caption_of(c)) for c in labels]
 
     @torch.no_grad()
     def evaluate(self, model, objective, ctx) -> dict:
@@ -198,36 +199,20 @@ class MixedTask(Task):
         out: dict = self.stream_stats()
         if not ctx.is_main:
             return out
-        if self._eval_images() and s.eval_images > 0:
-            from core.fid import fid
-            from modalities.image_classifier import predict_and_features
-            from samplers import get_sampler
-
-            n = s.eval_images
-            labels = [i % 10 for i in range(n)]
-            g = torch.Generator(device=ctx.device).manual_seed(s.seed)
-            imgs = []
-            for i in range(0, n, 500):
-                with ctx.autocast():
-                    res = get_sampler("caption_to_image")(model, objective, self.caption_ids(labels[i:i + 500]),
-                                                           self.tokenizer, s.steps, s.guidance, generator=g)
-                imgs.append(to_uint8(res.images / self.scale).cpu())
-            images = torch.cat(imgs)
-            clf = self.classifier(ctx.device)
-            preds, feats = predict_and_features(clf, images.float() / 127.5 - 1)
-            _, test = self._eval_images()
-            _, ref = predict_and_features(clf, test.images)
-            out["eval/c2i_class_acc"] = float((preds == torch.tensor(labels)).float().mean())
-            out["eval/c2i_fid_clf"] = fid(feats.numpy(), ref.numpy())
-            out["eval/nfe"] = res.nfe
-            out["eval/i2c_acc"] = self.image_to_caption_accuracy(model, objective, test, min(n, len(test)), ctx)
+        ev = self.evaluator(ctx.device)
+        if ev is not None and s.eval_images > 0:
+            with ctx.autocast():
+                gen = ev.generate(model, objective, "caption_to_image", s.steps, s.guidance, s.eval_images, s.seed,
+                                  batch=500, objective_name="mixed", captions=(self.tokenizer, caption_of))
+            scores = ev.score(gen["images"], gen["labels"], kid_subsets=10)
+            out["eval/c2i_class_acc"], out["eval/c2i_fid_clf"] = scores["class_acc"], scores["fid_clf"]
+            out["eval/nfe"] = gen["nfe"]
+            out["eval/i2c_acc"] = caption_accuracy(model, objective, self.tokenizer, ev.test,
+                                                   min(s.eval_images, len(ev.test)), ctx)
         bpb = self.text_bpb(model, ctx)
         if bpb is not None:
             out["val/bpb"] = bpb
         return out
-
-    def image_to_caption_accuracy(self, model, objective, test, n: int, ctx) -> float:
-        return caption_accuracy(model, objective, self.tokenizer, test, n, ctx)
 
     @torch.no_grad()
     def text_bpb(self, model, ctx) -> float | None:

@@ -22,6 +22,11 @@ TEMPLATES = [
 EVAL_TEMPLATE = TEMPLATES[0]
 
 
+def caption_of(label: int) -> str:
+    """The caption that asks for a digit in evaluation."""
+    return EVAL_TEMPLATE.format(word=DIGIT_WORDS[label])
+
+
 def caption_for(label: int, rng: random.Random, class_names: list[str] | None = None) -> str:
     word = class_names[label] if class_names else DIGIT_WORDS[label] if label < 10 else str(label)
     return rng.choice(TEMPLATES).format(word=word, digit=label if not class_names else word)

@@ -89,7 +89,7 @@ def sample_mixed(args, cfg, spec, model, run_dir, device):
 
     from modalities.image_data import to_uint8
     from modalities.image_eval import save_grid
-    from modalities.shard_writer import DIGIT_WORDS, EVAL_TEMPLATE
+    from modalities.shard_writer import caption_of
     from modalities.tokenizers import load_tokenizer
     from objectives import get_objective
 
@@ -100,7 +100,7 @@ def sample_mixed(args, cfg, spec, model, run_dir, device):
         texts = [args.prompt] * _pick(args.num, 10)
     else:
         per = max(1, _pick(args.num, 40) // 10)
-        texts = [EVAL_TEMPLATE.format(word=w) for w in DIGIT_WORDS for _ in range(per)]
+        texts = [caption_of(c) for c in range(10) for _ in range(per)]
     steps, guidance = _pick(args.steps, s.steps), _pick(args.guidance, s.guidance)
     g = torch.Generator(device=device).manual_seed(args.seed)
     res = get_sampler("caption_to_image")(model, objective, [tok.encode(t) for t in texts], tok, steps, guidance, generator=g)

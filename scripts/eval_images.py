@@ -52,10 +52,10 @@ def evaluate_run(run_dir: Path, settings: list[tuple[str, int, int]], guidance: 
         evaluator = ImageEvaluator(train, test, dev, inception)
     captions = None
     if cfg.objective.name == "mixed":
-        from modalities.shard_writer import DIGIT_WORDS, EVAL_TEMPLATE
+        from modalities.shard_writer import caption_of
         from modalities.tokenizers import load_tokenizer
 
-        captions = (load_tokenizer(Path(run_dir)), lambda c: EVAL_TEMPLATE.format(word=DIGIT_WORDS[c]))
+        captions = (load_tokenizer(Path(run_dir)), caption_of)
         if not (data or cfg.data.eval_path) and cfg.data.path:
             raise ValueError(f"{run_dir} trained on shards: pass --data with labelled images to score its samples")
     rows, t0 = [], time.perf_counter()
