@@ -156,5 +156,5 @@ def resolve_backend(name: str, device: torch.device, mask: AttnMask | None = Non
 def prepare(name: str, mask: AttnMask, batch: int, lq: int, lk: int, device: torch.device,
             cached: bool = False) -> Prepared:
     """``cached``: the call fills or extends a KV cache (the samplers, which run eagerly)."""
-    backend = resolve_backend(name, device, mask, cached=cached or lq != lk or mask.q_offset > 0)
+    backend = resolve_backend(name, device, mask, cached)
     return Prepared(backend, backend.prepare(mask, batch, lq, lk, device))

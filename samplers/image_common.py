@@ -34,15 +34,11 @@ def check_compatible(name: str, sampler, objective_name: str) -> None:
         )
 
 
-def start_noise(n: int, shape: tuple, sigma: float, device, generator) -> torch.Tensor:
-    return torch.randn((n, *shape), device=device, generator=generator) * sigma
-
-
 def model_noise(model, n: int, sigma: float, generator) -> torch.Tensor:
     """sigma * N(0, I) shaped like n of the model's images, on the model's device."""
     spec = model.spec
-    shape = (spec.image_channels, spec.image_size, spec.image_size)
-    return start_noise(n, shape, sigma, next(model.parameters()).device, generator)
+    shape = (n, spec.image_channels, spec.image_size, spec.image_size)
+    return torch.randn(shape, device=next(model.parameters()).device, generator=generator) * sigma
 
 
 def evals_per_step(guidance: float, labels) -> int:
