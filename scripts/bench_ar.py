@@ -25,6 +25,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from core.config import ModelConfig, TrainConfig  # noqa: E402
+from core.metrics_log import read_metrics  # noqa: E402
 from core.model import Model, ModelSpec  # noqa: E402
 from core.optim import build_optimizer, lr_at  # noqa: E402
 from modalities.text_data import split_text, tile_windows  # noqa: E402
@@ -134,13 +135,8 @@ def ours_char_run(data_path: str, out_dir: Path, run_root: Path, stop: int, over
     samples = sorted((run_dir / "samples").glob("*.txt"))
     if samples:
         shutil.copy(samples[-1], out_dir / "shakespeare_ours_sample.txt")
-    rows = []
-    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
-        m = json.loads(line)
-        if "val/loss" in m:
-            rows.append({"step": m["step"], "val": m["val/loss"], "train_seconds": m["train_seconds"],
-                         "wall_seconds": m["wall_seconds"]})
-    return rows
+    return [{"step": m["step"], "val": m["val/loss"], "train_seconds": m["train_seconds"],
+             "wall_seconds": m["wall_seconds"]} for m in read_metrics(run_dir) if "val/loss" in m]
 
 
 def time_to(rows, target) -> dict | None:

@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from scripts.eval_images import evaluate_run, write_table  # noqa: E402
+from scripts.tables import markdown_table  # noqa: E402
 
 # (sampler, steps, N): the comparisons that matter first, cheaper N for the long tails
 PLANS = {
@@ -139,13 +140,8 @@ def main():
             shutil.copy(grid, args.out / grid.name)
     (args.out / f"bench_imm_{args.objective}.json").write_text(json.dumps(res, indent=1, default=str))
     lines = [f"device {res['device']}, {args.objective}, guidance {args.guidance}",
-             "| sampler | steps | NFE | N | FID | KID x1e3 | FID (clf) | class acc | s/img |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        if r.get("skipped"):
-            lines.append(f"| {r['sampler']} | {r['steps']} | skipped ({r['skipped']}) |")
-            continue
-        lines.append(f"| {r['sampler']} | {r['steps']} | {r['nfe']} | {r['n']} | {r.get('fid', float('nan')):.2f} | "
-                     f"{1e3 * r.get('kid', float('nan')):.2f} | {r['fid_clf']:.2f} | {r['class_acc']:.4f} | {r['seconds_per_image']:.2e} |")
+             markdown_table(rows, ["sampler", "steps", "nfe", "n", "fid", "kid", "fid_clf", "class_acc",
+                                   "seconds_per_image", "skipped"])]
     if "step_time" in res:
         st = res["step_time"]
         lines.append(f"\nstep time (batch 256): fm {st['fm']['step_ms']:.1f} ms ({st['fm']['images_per_s']:.0f} img/s), "

@@ -41,10 +41,6 @@ def shards(mnist: str, text: str, work: Path) -> tuple[str, str]:
     return img, txt
 
 
-def metrics(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mnist", required=True)
@@ -63,9 +59,11 @@ def main():
     args = p.parse_args()
     import train
     from core.attention import resolve_backend
+    from core.metrics_log import read_metrics
     from core.device import pick_device
     from core.masks import AttnMask
     from scripts.eval_images import evaluate_run
+    from scripts.tables import markdown_table
 
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
@@ -84,7 +82,7 @@ def main():
     if (mixed_run / "profile.md").is_file():
         shutil.copy(mixed_run / "profile.md", args.out / "mixed_profile.md")
     res["mixed_train"] = {**summary, "wall_seconds": time.perf_counter() - t}
-    rows = metrics(mixed_run)
+    rows = read_metrics(mixed_run)
     speeds = [r["perf/tokens_per_s"] for r in rows if "perf/tokens_per_s" in r][1:]
     res["mixed_tokens_per_s"] = statistics.median(speeds) if speeds else None
     res["attention_backend"] = resolve_backend("auto", dev, AttnMask.spans(torch.ones(1, 2, dtype=torch.long))).name
@@ -137,13 +135,8 @@ def main():
     res["image_to_caption_acc"] = caption_accuracy(model, objective, load_tokenizer(mixed_run), ev.test,
                                                    min(n, len(ev.test)), ctx)
     save()
-    lines = [f"device {res['device']}, attention backend {res['attention_backend']}",
-             "| caption->image steps | NFE | FID | FID (clf) | class acc |", "|---|---|---|---|---|"]
-    for r in c2i:
-        if r.get("skipped"):
-            lines.append(f"| {r['steps']} | skipped ({r['skipped']}) |")
-            continue
-        lines.append(f"| {r['steps']} | {r['nfe']} | {r.get('fid', float('nan')):.2f} | {r['fid_clf']:.2f} | {r['class_acc']:.4f} |")
+    lines = [f"device {res['device']}, attention backend {res['attention_backend']}, caption -> image:",
+             markdown_table(c2i, ["steps", "nfe", "n", "fid", "fid_clf", "class_acc", "skipped"])]
     lines.append(f"\nimage->caption accuracy: {res['image_to_caption_acc']:.4f} (N={min(n, len(ev.test))})")
     lines.append(f"text bits per byte: mixed {res['mixed_text']['val_bpb']}, AR only {res['ar_only']['val_bpb']} "
                  f"at {text_tokens:,} text tokens; ratio {res.get('bpb_ratio_mixed_over_ar')}")

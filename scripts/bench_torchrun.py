@@ -20,6 +20,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core.metrics_log import read_metrics  # noqa: E402
 
 RUNS = {
     "ar": ["--objective", "ar", "model.size=gpt2-124m", "data.tokenizer=byte", "data.seq_len=1024", "train.batch_size=32",
@@ -30,8 +33,7 @@ RUNS = {
 
 
 def throughput(run: Path) -> float:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    speeds = [r["perf/samples_per_s"] for r in rows if "perf/samples_per_s" in r][1:]
+    speeds = [r["perf/samples_per_s"] for r in read_metrics(run) if "perf/samples_per_s" in r][1:]
     return statistics.median(speeds)
 
 

@@ -11,7 +11,6 @@ the stated batch size, peak GPU memory.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -29,6 +28,7 @@ from core.loading import load_run  # noqa: E402
 from modalities.image_data import load_image_sets  # noqa: E402
 from modalities.image_eval import ImageEvaluator, save_grid  # noqa: E402
 from objectives import get_objective  # noqa: E402
+from scripts.tables import write_csv  # noqa: E402
 
 COLUMNS = ["run", "objective", "sampler", "steps", "nfe", "guidance", "n", "batch", "fid", "kid", "fid_clf", "kid_clf",
            "class_acc", "seconds_per_image", "peak_mem_gb", "skipped"]
@@ -84,10 +84,7 @@ def evaluate_run(run_dir: Path, settings: list[tuple[str, int, int]], guidance: 
 
 def write_table(rows: list[dict], out: Path, name: str = "eval") -> None:
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / f"{name}.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(rows, out / f"{name}.csv", COLUMNS)
     (out / f"{name}.json").write_text(json.dumps(rows, indent=1))
 
 

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import platform
 import sys
 import time
@@ -22,22 +21,7 @@ import torch  # noqa: E402
 
 from core.errors import friendly_errors  # noqa: E402
 from scripts import scaling_seqlen, scaling_steps  # noqa: E402
-
-
-def _fmt(v) -> str:
-    if v is None or v == "":
-        return ""
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return str(v)
-    return f"{f:.4g}"
-
-
-def table(rows: list[dict], columns: list[str]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
+from scripts.tables import markdown_table as table, read_csv  # noqa: E402
 
 
 def device_name() -> str:
@@ -67,7 +51,7 @@ def main():
     args.out.mkdir(parents=True, exist_ok=True)
     parts = [f"# Scaling report\n\nDevice: {device_name()}; torch {torch.__version__}.\n\nCommand: `{' '.join(sys.argv)}`\n"]
     with friendly_errors():
-        rows = [r for path in args.from_csv for r in scaling_steps.read_csv(path)]
+        rows = [r for path in args.from_csv for r in read_csv(path)]
         if args.image_run:
             from scripts.eval_images import evaluate_run
 
@@ -83,8 +67,7 @@ def main():
                 rows += r
         if rows:
             summary = scaling_steps.write(rows, args.out / "steps")
-            with open(args.out / "steps" / "steps.csv") as fh:
-                measured = list(csv.DictReader(fh))
+            measured = read_csv(args.out / "steps" / "steps.csv")
             parts.append("## Quality vs refinement steps\n\n![quality vs NFE](steps/steps.png)\n\n"
                          + table(measured, ["method", "steps", "nfe", "quality", "class_acc", "seconds_per_image", "n"])
                          + f"\n\nQuality: {summary['quality_metric']} (lower is better).\n\nNFE to match the reference's quality:\n\n"

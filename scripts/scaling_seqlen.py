@@ -12,7 +12,6 @@ Writes seqlen_cost.csv, seqlen_quality.csv, seqlen_cost.png, seqlen_quality.png.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from pathlib import Path
@@ -22,16 +21,13 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from core.device import sync  # noqa: E402
 from core.errors import friendly_errors  # noqa: E402
+from scripts.tables import write_csv  # noqa: E402
 
 COST_COLUMNS = ["backend", "cache", "context", "ms_per_token", "tokens_per_s", "prefill_ms", "total_ms", "kv_cache_mb",
                 "peak_mem_gb", "batch", "new_tokens", "device"]
 QUALITY_COLUMNS = ["context", "val_loss", "val_bpb", "windows"]
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 @torch.no_grad()
@@ -48,10 +44,10 @@ def decode_cost(model, context: int, new_tokens: int, use_cache: bool, batch: in
     prompt = torch.randint(0, vocab, (batch, context - new_tokens)).tolist()
 
     def timed(n):
-        _sync(device)
+        sync(device)
         t = time.perf_counter()
         generate(model, prompt, n, temperature=0, use_cache=use_cache)
-        _sync(device)
+        sync(device)
         return time.perf_counter() - t
 
     timed(2)  # warm-up
@@ -121,13 +117,6 @@ def plot(cost: list[dict], quality: list[dict], out: Path) -> None:
         fig.tight_layout()
         fig.savefig(out / "seqlen_quality.png")
         plt.close(fig)
-
-
-def write_csv(rows: list[dict], path: Path, columns: list[str]) -> None:
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
 
 
 def run(run_dir: Path | None, size: str, cost_contexts: list[int], quality_contexts: list[int] | None,

@@ -12,7 +12,6 @@ stated batch, peak memory), steps.png (quality vs NFE, log x, with the Pareto fr
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import sys
@@ -22,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.errors import friendly_errors  # noqa: E402
+from scripts.tables import read_csv, write_csv  # noqa: E402
 
 PLOT_COLUMNS = ("method", "nfe", "quality")
 SAMPLERS_BY_OBJECTIVE = {"imm": ["imm_pushforward", "imm_restart"], "fm": ["euler", "heun"], "mixed": ["caption_to_image"]}
@@ -106,10 +106,7 @@ def write(rows: list[dict], out: Path, reference: str | None = None) -> dict:
         raise ConfigError("no measured rows to plot (every setting was skipped or the CSVs are empty)")
     cols = ["method", "objective", "sampler", "steps", "nfe", "quality", "quality_metric", "fid", "kid", "fid_clf",
             "kid_clf", "class_acc", "seconds_per_image", "batch", "peak_mem_gb", "n", "guidance", "run"]
-    with open(out / "steps.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(rows, out / "steps.csv", cols)
     front = pareto(rows)
     plot(rows, front, out / "steps.png")
     reference = reference or next((r["method"] for r in rows if r["objective"] == "imm"), rows[0]["method"])
@@ -118,11 +115,6 @@ def write(rows: list[dict], out: Path, reference: str | None = None) -> dict:
                "ratios": ratios}
     (out / "ratios.json").write_text(json.dumps(summary, indent=1))
     return summary
-
-
-def read_csv(path: Path) -> list[dict]:
-    with open(path) as fh:
-        return list(csv.DictReader(fh))
 
 
 def main():
