@@ -1,11 +1,13 @@
 """train.py --objective mixed end to end, and its bad input."""
 import io
+import json
 import tarfile
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 import train
 from modalities.shard_writer import brace_pattern, write_image_shards, write_text_shards
@@ -34,11 +36,18 @@ def test_default_mixed_run_writes_shards_and_trains(tmp_path):
 
 
 def test_resume_continues_the_stream(tmp_path):
-    run = tmp_path / "r"
-    train.main(["--objective", "mixed", "--run-dir", str(run), "--quiet", "train.steps=4", "train.eval_every=0",
-                "train.ckpt_every=2", *TINY])
+    run, straight = tmp_path / "r", tmp_path / "s"
+    common = ["--objective", "mixed", "--quiet", "train.eval_every=0", "train.ckpt_every=2", *TINY]
+    train.main([*common, "--run-dir", str(run), "train.steps=4"])
     summary = train.main(["--run-dir", str(run), "--resume", "--quiet", "train.steps=6"])
     assert summary["step"] == 6
+    # the resumed run ends where an uninterrupted one does in the stream, with the same weights
+    train.main([*common, "--run-dir", str(straight), "train.steps=6"])
+    last = lambda r: sorted((r / "ckpt").glob("step_*"))[-1]  # noqa: E731
+    data = lambda r: json.loads((last(r) / "meta.json").read_text())["trainer"]["data"]  # noqa: E731
+    assert data(run) == data(straight) and data(run)["images"] > 0
+    a, b = load_file(str(last(run) / "model.safetensors")), load_file(str(last(straight) / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_shard_pattern_matching_nothing(tmp_path, capsys):
