@@ -44,13 +44,14 @@ def start_process_group() -> DistInfo:
     if backend == "nccl":
         device_id = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device_id)
-    dist.init_process_group(backend, device_id=device_id)
+    # one rank has no peers: no eager NCCL communicator (and no collectives, see _peers) at world 1
+    dist.init_process_group(backend, device_id=device_id if info.world > 1 else None)
     return info
 
 
 def broadcast_object(obj, src: int = 0):
     """rank src's object on every rank (identity without a process group)."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if not _peers():
         return obj
     box = [obj]
     dist.broadcast_object_list(box, src=src)
@@ -73,13 +74,18 @@ def init_distributed(device_name: str) -> tuple[DistInfo, torch.device]:
     return info, device
 
 
+def _peers() -> bool:
+    """A process group with other ranks in it: only then do the helpers below communicate."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
 def barrier() -> None:
-    if dist.is_available() and dist.is_initialized():
+    if _peers():
         dist.barrier()
 
 
 def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
-    if dist.is_available() and dist.is_initialized():
+    if _peers():
         x = x.clone()
         nccl = dist.get_backend() == "nccl"  # gloo has no AVG
         dist.all_reduce(x, op=dist.ReduceOp.AVG if nccl else dist.ReduceOp.SUM)
@@ -98,7 +104,7 @@ def gather_rng(rank: int) -> dict:
     from core.checkpoint import rng_state
 
     mine = rng_state(rank)
-    if not (dist.is_available() and dist.is_initialized()):
+    if not _peers():
         return mine
     parts = [None] * dist.get_world_size() if rank == 0 else None
     dist.gather_object(mine, parts, dst=0)

@@ -1,17 +1,27 @@
-"""Fréchet distance (FID) and kernel inception distance (KID) between two feature sets, float64."""
+"""Fréchet distance (FID) and kernel inception distance (KID) between two feature sets, in float64.
+
+The arithmetic runs in torch on the given device: on a GPU one 10,000 x 2048 FID+KID takes well
+under a second, where the CPU needs tens of seconds (KID alone is 50 subsets of three 1000x1000x2048
+products).
+"""
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 
-def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    f = np.asarray(features, dtype=np.float64)
-    return f.mean(0), np.cov(f, rowvar=False)
+def _as64(features, device) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(features) if not torch.is_tensor(features) else features).to(device, torch.float64)
 
 
-def _sqrtm_psd(a: np.ndarray) -> np.ndarray:
-    w, v = np.linalg.eigh((a + a.T) / 2)
-    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+def feature_stats(features, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    f = _as64(features, device)
+    return f.mean(0), torch.cov(f.T)
+
+
+def _sqrtm_psd(a: torch.Tensor) -> torch.Tensor:
+    w, v = torch.linalg.eigh((a + a.T) / 2)
+    return (v * w.clamp(min=0).sqrt()) @ v.T
 
 
 def frechet_distance(mu1, cov1, mu2, cov2) -> float:
@@ -19,25 +29,26 @@ def frechet_distance(mu1, cov1, mu2, cov2) -> float:
     the sum of square roots of the eigenvalues of C1^(1/2) C2 C1^(1/2), which are real and >= 0."""
     s1 = _sqrtm_psd(cov1)
     m = s1 @ cov2 @ s1
-    tr_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum()
+    tr_sqrt = torch.linalg.eigvalsh((m + m.T) / 2).clamp(min=0).sqrt().sum()
     diff = mu1 - mu2
-    return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2 * tr_sqrt)
+    return float(diff @ diff + cov1.trace() + cov2.trace() - 2 * tr_sqrt)
 
 
-def fid(features_a: np.ndarray, features_b: np.ndarray) -> float:
-    return frechet_distance(*feature_stats(features_a), *feature_stats(features_b))
+def fid(features_a, features_b, device="cpu") -> float:
+    return frechet_distance(*feature_stats(features_a, device), *feature_stats(features_b, device))
 
 
-def kid(features_a: np.ndarray, features_b: np.ndarray, subsets: int = 50, subset_size: int = 1000,
-        seed: int = 0) -> float:
+def kid(features_a, features_b, subsets: int = 50, subset_size: int = 1000, seed: int = 0, device="cpu") -> float:
     """Unbiased MMD^2 with the cubic polynomial kernel (x.y / d + 1)^3, averaged over random subsets."""
-    a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
+    a, b = _as64(features_a, device), _as64(features_b, device)
     m = min(subset_size, len(a), len(b))
     d = a.shape[1]
     rng = np.random.default_rng(seed)
-    total = 0.0
+    total = torch.zeros((), dtype=torch.float64, device=a.device)
     for _ in range(subsets):
-        x, y = a[rng.choice(len(a), m, replace=False)], b[rng.choice(len(b), m, replace=False)]
+        ia = torch.as_tensor(rng.choice(len(a), m, replace=False), device=a.device)
+        ib = torch.as_tensor(rng.choice(len(b), m, replace=False), device=a.device)
+        x, y = a[ia], b[ib]
         kxx, kyy, kxy = (x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3
-        total += ((kxx.sum() - np.trace(kxx)) + (kyy.sum() - np.trace(kyy))) / (m * (m - 1)) - 2 * kxy.mean()
+        total += ((kxx.sum() - kxx.trace()) + (kyy.sum() - kyy.trace())) / (m * (m - 1)) - 2 * kxy.mean()
     return float(total / subsets)

@@ -38,13 +38,13 @@ class ImageEvaluator:
 
     def classifier_ref(self):
         if self._clf_ref is None and self.classifier is not None:
-            self._clf_ref = predict_and_features(self.classifier, self.test.images)[1].numpy()
+            self._clf_ref = predict_and_features(self.classifier, self.test.images)[1]
         return self._clf_ref
 
     def inception_ref(self):
         if self._inc_ref is None and self.inception is not None:
             ref = to_uint8(crop_to(self.test.images, self.test.native_size))
-            self._inc_ref = self.inception(ref).numpy()
+            self._inc_ref = self.inception(ref)
         return self._inc_ref
 
     @torch.no_grad()
@@ -88,13 +88,13 @@ class ImageEvaluator:
             if labels is not None:
                 out["class_acc"] = float((preds == labels).float().mean())
             ref = self.classifier_ref()
-            out["fid_clf"] = fid(feats.numpy(), ref)
-            out["kid_clf"] = kid(feats.numpy(), ref, subsets=kid_subsets)
+            out["fid_clf"] = fid(feats, ref, device=self.device)
+            out["kid_clf"] = kid(feats, ref, subsets=kid_subsets, device=self.device)
         if self.inception is not None:
-            feats = self.inception(crop_to(images_uint8, self.test.native_size)).numpy()
+            feats = self.inception(crop_to(images_uint8, self.test.native_size))
             ref = self.inception_ref()
-            out["fid"] = fid(feats, ref)
-            out["kid"] = kid(feats, ref, subsets=kid_subsets)
+            out["fid"] = fid(feats, ref, device=self.device)
+            out["kid"] = kid(feats, ref, subsets=kid_subsets, device=self.device)
         return out
 
 

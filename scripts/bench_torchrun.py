@@ -6,7 +6,10 @@
   python scripts/bench_torchrun.py --nproc 2 ...            # scaling over 1 GPU (needs 2 GPUs)
 
 Throughput is the median of the logged samples/s after the first log interval (compilation), and
-with --repeats the median over repeats that alternate the variants.
+with --repeats the median over repeats that alternate the variants. --process-group adds plain
+python inside a one-rank process group (torchrun's environment without its launcher), --gloo
+torchrun with the gloo backend; together they say whether a gap comes from the launcher, the
+process group or NCCL. --profile N writes each run's host/device profile of N steps to OUT.
 """
 from __future__ import annotations
 
@@ -32,9 +35,17 @@ RUNS = {
 }
 
 
-def throughput(run: Path) -> float:
-    speeds = [r["perf/samples_per_s"] for r in read_metrics(run) if "perf/samples_per_s" in r][1:]
-    return statistics.median(speeds)
+def window_speeds(run: Path) -> list[float]:
+    """Logged samples/s of every window after the first (compilation)."""
+    return [r["perf/samples_per_s"] for r in read_metrics(run) if "perf/samples_per_s" in r][1:]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def launch(cmd: list[str], env: dict) -> None:
@@ -51,7 +62,9 @@ def main():
     p.add_argument("--fsdp", action="store_true", help="also measure FSDP2")
     p.add_argument("--objectives", default="ar,imm")
     p.add_argument("--gloo", action="store_true", help="also torchrun with the gloo backend (isolates NCCL's cost)")
+    p.add_argument("--process-group", action="store_true", help="also plain python inside a one-rank process group")
     p.add_argument("--repeats", type=int, default=1, help="alternate the variants this many times; medians")
+    p.add_argument("--profile", type=int, default=0, metavar="STEPS", help="profile this many steps of every run")
     p.add_argument("--work", type=Path, default=Path("/tmp/bench_torchrun"))
     p.add_argument("--out", type=Path, default=Path("results/bench_torchrun"))
     p.add_argument("--smoke", action="store_true", help="tiny settings for a CPU check")
@@ -59,32 +72,44 @@ def main():
     env = {**os.environ, "NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1"}
     shutil.rmtree(args.work, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "profiles.md").unlink(missing_ok=True)
     small = ["model.size=tiny", "model.n_layer=1", "model.d_model=32", "model.n_head=2", "train.batch_size=8",
              "data.seq_len=32", "train.steps=20", "train.log_every=5", "train.compile=false", "data.image_size=0"] if args.smoke else []
     results = {}
     for name in args.objectives.split(","):
         data = args.text if name == "ar" else args.mnist
-        # label -> (train.distributed, extra environment); None runs plain python
-        variants = {"python": None, f"torchrun_ddp_x{args.nproc}": ("ddp", {})}
+        # label -> (launcher, train.distributed, extra environment)
+        variants = {"python": ("python", "ddp", {}), f"torchrun_ddp_x{args.nproc}": ("torchrun", "ddp", {})}
+        if args.process_group:
+            variants["python_process_group_x1"] = ("python", "ddp", {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1",
+                                                                   "MASTER_ADDR": "127.0.0.1"})
         if args.fsdp:
-            variants[f"torchrun_fsdp_x{args.nproc}"] = ("fsdp", {})
+            variants[f"torchrun_fsdp_x{args.nproc}"] = ("torchrun", "fsdp", {})
         if args.gloo:
-            variants[f"torchrun_ddp_gloo_x{args.nproc}"] = ("ddp", {"TRAIN_DIST_BACKEND": "gloo"})
+            variants[f"torchrun_ddp_gloo_x{args.nproc}"] = ("torchrun", "ddp", {"TRAIN_DIST_BACKEND": "gloo"})
         base = [*RUNS[name], "--data", data, "--quiet", *([s for s in small if not (name == "ar" and "image" in s)
                                                              and not (name == "imm" and "seq_len" in s)])]
+        if args.profile:
+            base.append(f"train.profile_steps={args.profile}")
         speeds: dict[str, list[float]] = {label: [] for label in variants}
         for rep in range(args.repeats):  # alternating, so drifts of the machine hit every variant alike
-            for label, how in variants.items():
+            for label, (launcher, mode, extra) in variants.items():
                 run = args.work / f"{name}_{label}_{rep}"
-                if how is None:
-                    cmd, extra = [sys.executable, str(ROOT / "train.py"), "--run-dir", str(run), *base], {}
+                if launcher == "python":
+                    cmd = [sys.executable, str(ROOT / "train.py"), "--run-dir", str(run), *base]
+                    if extra:
+                        extra = {**extra, "MASTER_PORT": str(free_port())}
                 else:
-                    mode, extra = how
                     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}",
                            str(ROOT / "train.py"), "--run-dir", str(run), *base, f"train.distributed={mode}"]
                 launch(cmd, {**env, **extra})
-                speeds[label].append(throughput(run))
-                print(f"{name} {label} (repeat {rep + 1}): {speeds[label][-1]:.1f} samples/s (all ranks)", flush=True)
+                windows = window_speeds(run)
+                speeds[label].append(statistics.median(windows))
+                print(f"{name} {label} (repeat {rep + 1}): {speeds[label][-1]:.1f} samples/s (all ranks); "
+                      f"windows {' '.join(f'{w:.0f}' for w in windows)}", flush=True)
+                if args.profile and (run / "profile.md").exists():  # one file for all runs
+                    with open(args.out / "profiles.md", "a") as f:
+                        f.write(f"\n# {name} {label} (repeat {rep + 1})\n\n{(run / 'profile.md').read_text()}\n")
         for label in variants:
             results[f"{name}/{label}"] = statistics.median(speeds[label])
         for label in variants:
