@@ -73,14 +73,15 @@ class FlexBackend(AttentionBackend):
         return True  # auto picks it on GPU only; on CPU it runs forward-only (used by tests)
 
     def prepare(self, mask, batch, lq, lk, device):
-        from torch.nn.attention.flex_attention import create_block_mask
-
-        b = batch if (mask.span_ids is not None or mask.key_valid is not None) else None
-        return create_block_mask(mask.flex_mask_mod(), b, None, lq, lk, device=device)
+        return block_mask_from_dense(mask.dense(lq, lk, device), mask.flex_mask_mod())
 
     def attend(self, q, k, v, state, dropout_p=0.0):
         global _compiled_flex
         from torch.nn.attention.flex_attention import flex_attention
+
+        # flex is no autocast op: q and k leave QK-norm in float32 under autocast, and a float32
+        # kernel is ~10x slower; attend in the projections' dtype, as SDPA does under autocast
+        q, k = q.to(v.dtype), k.to(v.dtype)
 
         if q.device.type != "cuda":  # eager reference path (no backward on CPU)
             with warnings.catch_warnings():
@@ -89,6 +90,31 @@ class FlexBackend(AttentionBackend):
         if _compiled_flex is None:
             _compiled_flex = torch.compile(flex_attention, dynamic=False)
         return _compiled_flex(q, k, v, block_mask=state)
+
+
+def block_mask_from_dense(dense: torch.Tensor, mask_mod, block: int = 128):
+    """A FlexAttention BlockMask from a (B, 1, Lq, Lk) boolean mask, with tensor ops only:
+    create_block_mask evaluates mask_mod under vmap on the host, which cost ~10 ms per mixed
+    training step. Blocks are empty, partial (mask_mod applied inside) or full."""
+    from torch.nn.attention.flex_attention import BlockMask
+
+    b, h, lq, lk = dense.shape
+    nq, nk = -(-lq // block), -(-lk // block)
+    padded = torch.zeros(b, h, nq * block, nk * block, dtype=torch.bool, device=dense.device)
+    padded[..., :lq, :lk] = dense
+    tiles = padded.view(b, h, nq, block, nk, block)
+    full = tiles.all(dim=(3, 5))  # a tile reaching past the sequence holds padding: never full
+    partial = tiles.any(dim=(3, 5)) & ~full
+
+    def ordered(sel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        counts = sel.sum(-1, dtype=torch.int32)
+        indices = torch.argsort(sel.to(torch.int8), dim=-1, descending=True, stable=True).to(torch.int32)
+        return counts, indices
+
+    kv_num, kv_idx = ordered(partial)
+    full_num, full_idx = ordered(full)
+    return BlockMask.from_kv_blocks(kv_num, kv_idx, full_num, full_idx, BLOCK_SIZE=block, mask_mod=mask_mod,
+                                    seq_lengths=(lq, lk))
 
 
 class _PlainMaskOnly(AttentionBackend):

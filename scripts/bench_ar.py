@@ -56,13 +56,23 @@ def phase_check(dev) -> dict:
     fb = FlexBackend()
     out = fb.attend(q, k, v, fb.prepare(mask, b, l, l, dev)).float()
     flex_err = ((out - ref).norm() / ref.norm()).item()
+    # gradients too (the mixed objective trains through flex): float32 q, k beside bf16 v, as under autocast
+    grads = []
+    for backend, dtype in ((SDPABackend(), torch.float32), (fb, None)):
+        qq, kk, vv = (t.float().requires_grad_() for t in (q, k, v))
+        state = backend.prepare(mask, b, l, l, dev)
+        o = backend.attend(qq, kk, vv if dtype else vv.bfloat16(), state)
+        (o.float() * ref).sum().backward()
+        grads.append(torch.cat([t.grad.flatten() for t in (qq, kk, vv)]))
+    grad_err = ((grads[1] - grads[0]).norm() / grads[0].norm()).item()
     m = Model(ModelConfig(size="tiny", init_std=0.2), ModelSpec(vocab_size=500)).to(dev).eval()
     prompts = [torch.randint(0, 500, (n,)).tolist() for n in (5, 17, 9)]
     same = generate(m, prompts, 40, temperature=0, use_cache=True) == generate(m, prompts, 40, temperature=0, use_cache=False)
-    res = {"flex_vs_sdpa_rel_err_bf16": flex_err, "greedy_cache_equals_nocache": same}
+    res = {"flex_vs_sdpa_rel_err_bf16": flex_err, "flex_vs_sdpa_grad_rel_err_bf16": grad_err,
+           "greedy_cache_equals_nocache": same}
     log(f"check: {res}")
     torch.backends.cuda.matmul.allow_tf32 = True
-    assert flex_err < 2e-2 and same
+    assert flex_err < 2e-2 and grad_err < 5e-2 and same
     return res
 
 

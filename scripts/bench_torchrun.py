@@ -5,8 +5,9 @@
   python scripts/bench_torchrun.py --text tinyshakespeare.txt --mnist mnist.npz --out OUT
   python scripts/bench_torchrun.py --nproc 2 ...            # scaling over 1 GPU (needs 2 GPUs)
 
-Throughput is the median of the logged samples/s after the first log interval (compilation), and
-with --repeats the median over repeats that alternate the variants. --process-group adds plain
+Throughput is the median of the logged samples/s over the second half of each run's log windows
+(steady state: past compilation, clock ramp-up and any profiled steps), and with --repeats the
+median over repeats that alternate the variants. --process-group adds plain
 python inside a one-rank process group (torchrun's environment without its launcher), --gloo
 torchrun with the gloo backend; together they say whether a gap comes from the launcher, the
 process group or NCCL. --profile N writes each run's host/device profile of N steps to OUT.
@@ -29,15 +30,21 @@ from core.metrics_log import read_metrics  # noqa: E402
 
 RUNS = {
     "ar": ["--objective", "ar", "model.size=gpt2-124m", "data.tokenizer=byte", "data.seq_len=1024", "train.batch_size=32",
-           "train.compile=true", "train.steps=120", "train.log_every=20", "train.eval_every=0", "train.ckpt_every=0"],
+           "train.compile=true", "train.steps=160", "train.log_every=20", "train.eval_every=0", "train.ckpt_every=0"],
     "imm": ["--objective", "imm", "--config", str(ROOT / "configs/imm_mnist.yaml"), "train.steps=300", "train.time_limit=0",
             "train.log_every=50", "train.eval_every=0", "train.ckpt_every=0"],
 }
 
 
 def window_speeds(run: Path) -> list[float]:
-    """Logged samples/s of every window after the first (compilation)."""
-    return [r["perf/samples_per_s"] for r in read_metrics(run) if "perf/samples_per_s" in r][1:]
+    """Logged samples/s of every log window of a run."""
+    return [r["perf/samples_per_s"] for r in read_metrics(run) if "perf/samples_per_s" in r]
+
+
+def steady(windows: list[float]) -> float:
+    """Median over the second half of the windows: the first ones hold compilation, the GPU's clock
+    ramp-up and (with --profile) the profiled steps."""
+    return statistics.median(windows[len(windows) // 2:])
 
 
 def free_port() -> int:
@@ -104,7 +111,7 @@ def main():
                            str(ROOT / "train.py"), "--run-dir", str(run), *base, f"train.distributed={mode}"]
                 launch(cmd, {**env, **extra})
                 windows = window_speeds(run)
-                speeds[label].append(statistics.median(windows))
+                speeds[label].append(steady(windows))
                 print(f"{name} {label} (repeat {rep + 1}): {speeds[label][-1]:.1f} samples/s (all ranks); "
                       f"windows {' '.join(f'{w:.0f}' for w in windows)}", flush=True)
                 if args.profile and (run / "profile.md").exists():  # one file for all runs

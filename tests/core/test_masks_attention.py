@@ -96,3 +96,50 @@ def test_auto_backend_uses_flex_only_for_whole_span_sequences_on_gpu():
     assert resolve_backend("auto", gpu, spans, cached=True).name == "sdpa"
     assert resolve_backend("auto", gpu, AttnMask(causal=True)).name == "sdpa"
     assert resolve_backend("auto", cpu, spans).name == "sdpa"
+
+
+def _sets(num: torch.Tensor, idx: torch.Tensor) -> list:
+    """Each row's block indices as a set (the order within a row is free)."""
+    flat_n, flat_i = num.flatten(), idx.flatten(0, -2)
+    return [set(flat_i[r, :flat_n[r]].tolist()) for r in range(len(flat_n))]
+
+
+def test_block_mask_from_dense_matches_create_block_mask_across_tiles():
+    """Several 16-wide tiles, spans that straddle tile edges, a length that is no multiple of 16:
+    the same empty/partial/full tiles as create_block_mask, and flex with it equals the dense softmax."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    from core.attention import block_mask_from_dense
+
+    b, h, l, d = 2, 2, 40, 8
+    span = torch.zeros(b, l, dtype=torch.long)
+    span[0, 5:21] = 1
+    span[0, 30:38] = 2
+    span[1, 14:34] = 1
+    mask = AttnMask.spans(span)
+    ours = block_mask_from_dense(mask.dense(l, l, "cpu"), mask.flex_mask_mod(), block=16)
+    ref = create_block_mask(mask.flex_mask_mod(), b, None, l, l, device="cpu", BLOCK_SIZE=16)
+    assert _sets(ours.kv_num_blocks, ours.kv_indices) == _sets(ref.kv_num_blocks, ref.kv_indices)
+    assert _sets(ours.full_kv_num_blocks, ours.full_kv_indices) == _sets(ref.full_kv_num_blocks, ref.full_kv_indices)
+    assert int(ours.full_kv_num_blocks.sum()) > 0 and int(ours.kv_num_blocks.sum()) > 0  # both kinds occur
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(b, h, l, d) for _ in range(3))
+    dense = mask.dense(l, l, "cpu")
+    want = ((q @ k.transpose(-1, -2)) / d ** 0.5).masked_fill(~dense, float("-inf")).softmax(-1) @ v
+    got = FlexBackend().attend(q, k, v, ours)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_flex_attends_in_the_value_dtype():
+    """Under autocast QK-norm hands flex float32 q, k beside a low-precision v; flex must not fall
+    back to a float32 kernel, and must agree with the same inputs all in v's dtype."""
+    torch.manual_seed(0)
+    mask = AttnMask.spans(spans_example())
+    q, k = (torch.randn(2, 2, 12, 8) for _ in range(2))
+    v = torch.randn(2, 2, 12, 8).to(torch.bfloat16)
+    flex = FlexBackend()
+    state = flex.prepare(mask, 2, 12, 12, torch.device("cpu"))
+    out = flex.attend(q, k, v, state)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, flex.attend(q.bfloat16(), k.bfloat16(), v, state))
