@@ -44,6 +44,7 @@ def main():
     p.add_argument("--cost-size", default="gpt2-124m", help="model size (random weights) for the decode cost table")
     p.add_argument("--cost-contexts", default="256,1024,4096")
     p.add_argument("--new-tokens", type=int, default=32, help="tokens generated per decode measurement")
+    p.add_argument("--backends", default="sdpa,flex,flash_attn,xformers", help="attention backends to time (those usable here)")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--out", type=Path, default=Path("results/report"))
     args = p.parse_args()
@@ -77,7 +78,7 @@ def main():
         for i, run in enumerate(runs):
             sub = args.out / f"seqlen{i}"
             res = scaling_seqlen.run(run, args.cost_size, [int(c) for c in args.cost_contexts.split(",")], None,
-                                     ["sdpa", "flex", "flash_attn", "xformers"], args.new_tokens, 1, "auto", sub)
+                                     args.backends.split(","), args.new_tokens, 1, "auto", sub)
             title = run.name if run else f"{args.cost_size} (random weights, cost only)"
             parts.append(f"## Sequence length: {title}\n\n![cost](seqlen{i}/seqlen_cost.png)\n\n"
                          + table(res["cost"], ["backend", "cache", "context", "ms_per_token", "prefill_ms", "kv_cache_mb",
