@@ -8,6 +8,10 @@ bidirectional image spans), forward and forward+backward, for each way of runnin
 Variants: flex (the block-mask kernel as the trainer calls it), flex_contiguous (q, k, v materialised
 first, so the compiler cannot fuse their producers into the kernel), sdpa_dense (SDPA with the boolean
 mask). The outputs of every variant are checked against sdpa_dense first.
+
+--second-batch N then also calls each compiled layer with N rows (as the mixed objective's no-grad
+target pass does with its caption -> image rows) and times that forward, under torch.compile's
+default (a second shape makes dynamo recompile with symbolic shapes) and under dynamic=False.
 """
 from __future__ import annotations
 
@@ -55,6 +59,27 @@ def timed(fn, iters: int) -> float:
     return 1000 * (time.perf_counter() - t) / iters
 
 
+def second_batch(layer, rope, x, args, dev) -> None:
+    """Forward time at a second batch size after the first, default compile vs dynamic=False."""
+    n = args.second_batch
+    mask_n = AttnMask.spans(span_ids(n, args.length, args.image_tokens, dev))
+    mask = AttnMask.spans(span_ids(args.batch, args.length, args.image_tokens, dev))
+    print(f"| variant | compile | forward ms at B={args.batch} | forward ms at B={n} (after B={args.batch}) |\n|---|---|---|---|")
+    for name in ("flex", "sdpa_dense"):
+        for dynamic in (None, False):
+            torch._dynamo.reset()
+            compiled = torch.compile(layer, dynamic=dynamic)
+            backend = VARIANTS[name]()
+            big = Prepared(backend, backend.prepare(mask, args.batch, args.length, args.length, dev))
+            small = Prepared(backend, backend.prepare(mask_n, n, args.length, args.length, dev))
+            xn = x[:n].detach()
+            with torch.autocast("cuda", dtype=torch.bfloat16), torch.no_grad():
+                t_big = timed(lambda: compiled(x, rope, big), args.iters)
+                t_small = timed(lambda: compiled(xn, rope, small), args.iters)
+            print(f"| {name} | {'default' if dynamic is None else 'dynamic=False'} | {t_big:.3f} | {t_small:.3f} |", flush=True)
+    torch._dynamo.reset()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch", type=int, default=128)
@@ -63,6 +88,7 @@ def main():
     p.add_argument("--heads", type=int, default=6)
     p.add_argument("--head-dim", type=int, default=64)
     p.add_argument("--iters", type=int, default=20)
+    p.add_argument("--second-batch", type=int, default=0, help="also time a forward with this many rows")
     args = p.parse_args()
     if not torch.cuda.is_available():
         sys.exit("bench_attention needs a CUDA GPU")
@@ -70,11 +96,13 @@ def main():
     d = args.heads * args.head_dim
     torch.manual_seed(0)
     layer = Attention(d, args.heads, qk_norm=True, dropout=0.0).to(dev)
-    compiled = torch.compile(layer)
     rope = Rotary(args.head_dim).to(dev)(text_positions(args.length, dev))
     mask = AttnMask.spans(span_ids(args.batch, args.length, args.image_tokens, dev))
     x = torch.randn(args.batch, args.length, d, device=dev, requires_grad=True)
     rows, ref = [], None
+    if args.second_batch:
+        second_batch(layer, rope, x, args, dev)
+    compiled = torch.compile(layer)
     for name in ["sdpa_dense", "flex", "flex_contiguous"]:
         backend = VARIANTS[name]()
         prepared = Prepared(backend, backend.prepare(mask, args.batch, args.length, args.length, dev))
