@@ -124,9 +124,12 @@ class MixedTask(Task):
         o = self.cfg.objective
         samples = self.images.take(batch_size)
         directions, captions = [], []
-        for g in range(batch_size // o.M):
-            d = CAPTION_TO_IMAGE if rng.random() < o.p_caption_to_image else IMAGE_TO_CAPTION
-            directions += [d] * o.M
+        # a fixed number of caption -> image groups per batch, at random places: the objective's
+        # no-grad target pass over those rows then keeps one shape, and one compiled graph
+        groups = batch_size // o.M
+        noised = set(rng.sample(range(groups), round(o.p_caption_to_image * groups)))
+        for g in range(groups):
+            directions += [CAPTION_TO_IMAGE if g in noised else IMAGE_TO_CAPTION] * o.M
         for s, d in zip(samples, directions):
             ids = self.tokenizer.encode(s["caption"])
             if len(ids) > o.caption_len:
