@@ -30,13 +30,13 @@ def single(run, *args, check=True):
                           env=env(), capture_output=True, text=True, check=check)
 
 
-def torchrun_cmd(run, *args):
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+def torchrun_cmd(run, *args, nproc=2):
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
             str(ROOT / "train.py"), "--quiet", "--run-dir", str(run), *args]
 
 
-def ranks2(run, *args, check=True):
-    r = subprocess.run(torchrun_cmd(run, *args), env=env(), capture_output=True, text=True)
+def ranks2(run, *args, check=True, nproc=2):
+    r = subprocess.run(torchrun_cmd(run, *args, nproc=nproc), env=env(), capture_output=True, text=True)
     if check and r.returncode:
         raise AssertionError(r.stdout[-3000:] + r.stderr[-3000:])
     return r
@@ -76,6 +76,14 @@ def test_two_ranks_equal_one_process_with_the_same_global_batch(tmp_path, object
     for a, b in zip(one, two):
         assert b == pytest.approx(a, rel=1e-6)
     assert_close(final_weights(tmp_path / "one"), final_weights(tmp_path / "two"))
+
+
+def test_one_rank_under_torchrun_is_bitwise_a_plain_process(tmp_path):
+    """At world 1 the process group exists but nothing is wrapped or communicated."""
+    single(tmp_path / "one", *AR, "train.steps=3", "train.batch_size=8", "train.ckpt_every=3")
+    ranks2(tmp_path / "tr", *AR, "train.steps=3", "train.batch_size=8", "train.ckpt_every=3", nproc=1)
+    assert losses(tmp_path / "one") == losses(tmp_path / "tr")
+    assert_close(final_weights(tmp_path / "one"), final_weights(tmp_path / "tr"), exact=True)
 
 
 def test_two_rank_checkpoint_resumes_exactly_and_loads_in_one_process(tmp_path):
