@@ -79,8 +79,7 @@ class FlexBackend(AttentionBackend):
         global _compiled_flex
         from torch.nn.attention.flex_attention import flex_attention
 
-        # flex is no autocast op: q and k leave QK-norm in float32 under autocast, and a float32
-        # kernel is ~10x slower; attend in the projections' dtype, as SDPA does under autocast
+        # flex is no autocast op: give it one dtype, the projections', as autocast does for SDPA
         q, k = q.to(v.dtype), k.to(v.dtype)
 
         if q.device.type != "cuda":  # eager reference path (no backward on CPU)

@@ -132,8 +132,8 @@ def test_block_mask_from_dense_matches_create_block_mask_across_tiles():
 
 
 def test_flex_attends_in_the_value_dtype():
-    """Under autocast QK-norm hands flex float32 q, k beside a low-precision v; flex must not fall
-    back to a float32 kernel, and must agree with the same inputs all in v's dtype."""
+    """Flex is no autocast op: float32 q, k beside a bf16 v run in v's dtype, and agree with the
+    same inputs all in that dtype."""
     torch.manual_seed(0)
     mask = AttnMask.spans(spans_example())
     q, k = (torch.randn(2, 2, 12, 8) for _ in range(2))
