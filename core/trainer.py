@@ -66,6 +66,7 @@ class Trainer:
         objective_cls = get_objective(cfg.objective.name)
         self.task = get_task(objective_cls.task)(cfg, self.run_dir, resume_from is not None, self.dist.rank, self.dist.world)
         self.spec = self.task.spec()
+        self.task.to(self.device)
         self.objective = objective_cls(cfg.objective, self.spec)
         if hasattr(self.objective, "validate_batch"):
             self.objective.validate_batch(tcfg.batch_size)  # per process: groups never straddle ranks

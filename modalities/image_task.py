@@ -5,12 +5,15 @@ from pathlib import Path
 
 import torch
 
-from core.batch_rng import BatchRNG
+from core.batch_rng import BatchRNG, to_device
 from core.model import ModelSpec
 from modalities.image_data import load_image_sets
 from modalities.image_eval import ImageEvaluator, balanced_labels, save_grid
 from modalities.task import TASKS, Task
 from modalities.text_data import DataError
+
+
+DEVICE_DATA_BYTES = 4 * 2 ** 30  # larger training sets stay in host memory
 
 
 @TASKS.register("image")
@@ -31,6 +34,18 @@ class ImageTask(Task):
             self.scale = float(sigma_d / self.train.images.std())
         self.tokens_per_sample = (size // d.patch_size) ** 2
         self._evaluator = None
+        self._images = self._labels = None  # the scaled training set that batches are drawn from
+
+    def to(self, device) -> None:
+        """The scaled training images on ``device`` when they fit, so a step's batch is a gather on
+        the GPU instead of a host-side gather, multiply and copy (the loop is host-bound there).
+        Scaling once and gathering gives the same values as gathering and scaling each batch."""
+        device = torch.device(device)
+        images = self.train.images * self.scale
+        if images.numel() * images.element_size() > DEVICE_DATA_BYTES:
+            device = torch.device("cpu")
+        self._images = images.to(device)
+        self._labels = None if self.train.labels is None else self.train.labels.to(device)
 
     def spec(self) -> ModelSpec:
         t = self.train
@@ -45,9 +60,12 @@ class ImageTask(Task):
     def train_batch(self, step: int, micro: int, batch_size: int) -> dict:
         # this rank's slice of a global batch drawn from (seed, step, micro)
         idx = BatchRNG(self.cfg.train.seed, step, micro, self.rank, self.world).indices(len(self.train), batch_size)
-        out = {"images": self.train.images[idx] * self.scale}
-        if self.train.labels is not None:
-            out["labels"] = self.train.labels[idx]
+        if self._images is None:
+            self.to("cpu")
+        idx = to_device(idx, self._images.device)
+        out = {"images": self._images[idx]}
+        if self._labels is not None:
+            out["labels"] = self._labels[idx]
         return out
 
     def evaluator(self, device) -> ImageEvaluator:

@@ -27,6 +27,9 @@ class Task:
     def train_batch(self, step: int, micro: int, batch_size: int) -> dict:
         raise NotImplementedError
 
+    def to(self, device) -> None:
+        """Keep what training batches are drawn from on ``device`` where the task can (default: no)."""
+
     def data_state(self) -> dict:
         """Extra state to resume the data stream exactly (pure-function data needs none)."""
         return {}
