@@ -35,7 +35,8 @@ def log(msg):
     print(msg, flush=True)
 
 
-def train_run(objective: str, data: str, run_dir: Path, seconds: float, profile_steps: int = 0, steps: int = 0) -> dict:
+def train_run(objective: str, data: str, run_dir: Path, seconds: float, profile_steps: int = 0, steps: int = 0,
+              overrides=()) -> dict:
     """Train for ``seconds`` (the recipe's schedule), or with ``steps`` for exactly that many steps
     (schedule included, no time limit: the equal-iterations control)."""
     import train
@@ -43,7 +44,7 @@ def train_run(objective: str, data: str, run_dir: Path, seconds: float, profile_
     shutil.rmtree(run_dir, ignore_errors=True)
     budget = [f"train.steps={steps}", "train.time_limit=0"] if steps else [f"train.time_limit={seconds}"]
     return train.main(["--objective", objective, "--config", str(ROOT / f"configs/{objective}_mnist.yaml"), "--data", data,
-                       "--run-dir", str(run_dir), "--quiet", *budget, f"train.profile_steps={profile_steps}"])
+                       "--run-dir", str(run_dir), "--quiet", *budget, f"train.profile_steps={profile_steps}", *overrides])
 
 
 def step_time(objective_name: str, batch: int = 256, warmup: int = 15, steps: int = 50, profile: bool = False) -> dict:
@@ -100,6 +101,8 @@ def main():
     p.add_argument("--run-root", type=Path, default=Path("/tmp/bench_runs"))
     p.add_argument("--train-seconds", type=float, default=240)
     p.add_argument("--train-steps", type=int, default=0, help="train exactly this many steps instead (equal-iterations control)")
+    p.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="config overrides for the training run, e.g. train.compile_mode=full")
     p.add_argument("--eval-budget", type=float, default=240, help="seconds; later settings are skipped")
     p.add_argument("--end-time", type=float, default=0, help="unix time by which evaluation must end (caps the budget)")
     p.add_argument("--guidance", type=float, default=1.5)
@@ -127,7 +130,8 @@ def main():
     if not args.skip_train:
         t = time.perf_counter()
         res["train"] = train_run(args.objective, args.data, run_dir, args.train_seconds, args.profile_steps,
-                                 args.train_steps)
+                                 args.train_steps, args.override)
+        res["train"]["overrides"] = args.override
         res["train"]["wall_seconds"] = time.perf_counter() - t
         shutil.copy(run_dir / "metrics.jsonl", args.out / f"{args.objective}_metrics.jsonl")
         if (run_dir / "profile.md").is_file():
