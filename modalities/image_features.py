@@ -27,5 +27,5 @@ class InceptionFeatures:
             if x.shape[1] == 1:
                 x = x.repeat(1, 3, 1, 1)
             x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
-            out.append(self.net(x).float().cpu())
-        return torch.cat(out)
+            out.append(self.net(x).float())
+        return torch.cat(out)  # on the device: FID and KID are computed there

@@ -59,11 +59,10 @@ def timed(fn, iters: int) -> float:
     return 1000 * (time.perf_counter() - t) / iters
 
 
-def second_batch(layer, rope, x, args, dev) -> None:
+def second_batch(layer, rope, x, mask, args, dev) -> None:
     """Forward time at a second batch size after the first, default compile vs dynamic=False."""
     n = args.second_batch
     mask_n = AttnMask.spans(span_ids(n, args.length, args.image_tokens, dev))
-    mask = AttnMask.spans(span_ids(args.batch, args.length, args.image_tokens, dev))
     print(f"| variant | compile | forward ms at B={args.batch} | forward ms at B={n} (after B={args.batch}) |\n|---|---|---|---|")
     for name in ("flex", "sdpa_dense"):
         for dynamic in (None, False):
@@ -101,7 +100,7 @@ def main():
     x = torch.randn(args.batch, args.length, d, device=dev, requires_grad=True)
     rows, ref = [], None
     if args.second_batch:
-        second_batch(layer, rope, x, args, dev)
+        second_batch(layer, rope, x, mask, args, dev)
     compiled = torch.compile(layer)
     for name in ["sdpa_dense", "flex", "flex_contiguous"]:
         backend = VARIANTS[name]()
