@@ -31,7 +31,7 @@ QUALITY_COLUMNS = ["context", "val_loss", "val_bpb", "windows"]
 
 
 @torch.no_grad()
-def decode_cost(model, context: int, new_tokens: int, use_cache: bool, batch: int = 1, repeats: int = 2) -> dict:
+def decode_cost(model, context: int, new_tokens: int, use_cache: bool, batch: int = 1, repeats: int = 3) -> dict:
     """Time generating new_tokens after a prompt that fills the context up to ``context``."""
     from samplers.ar import generate
 
@@ -138,6 +138,11 @@ def run(run_dir: Path | None, size: str, cost_contexts: list[int], quality_conte
     cost = []
     for backend in usable_backends(backends, dev):
         cost_model.backbone.attn_backend = backend
+        # the first timings of a process ran up to 2x slow on the H200 (clocks, kernel selection,
+        # allocator growth): decode once at every setting before timing any of them
+        for c in cost_contexts:
+            for use_cache in (True, False):
+                decode_cost(cost_model, c, new_tokens, use_cache, batch, repeats=1)
         for c in cost_contexts:
             for use_cache in (True, False):
                 cost.append({"backend": backend, **decode_cost(cost_model, c, new_tokens, use_cache, batch)})
