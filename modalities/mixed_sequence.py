@@ -10,8 +10,6 @@ p0 + grid. Next-token targets exist only where both the token and the next one a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-
 import torch
 
 from core.rope import N_AXES
@@ -42,46 +40,44 @@ def prefix_tokens(tok: Tokenizer, caption: list[int], direction: str) -> tuple[l
     return [tok.bos, tok.boi], [tok.eoi, *caption, tok.eos]
 
 
-@lru_cache(maxsize=1024)
-def positions(n_before: int, n_image: int, n_after: int, grid: int, total: int) -> torch.Tensor:
-    """(total, 3) positions for [text * n_before, image, text * n_after, padding]. Cached (a few
-    caption lengths recur in every batch): callers must not write into the result."""
-    pos = torch.zeros(total, N_AXES, dtype=torch.long)
-    pos[:n_before] = torch.arange(n_before)[:, None]
-    r, c = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
-    p0 = n_before
-    pos[p0:p0 + n_image, 0] = p0
-    pos[p0:p0 + n_image, 1] = p0 + r.reshape(-1)
-    pos[p0:p0 + n_image, 2] = p0 + c.reshape(-1)
-    after = p0 + grid + torch.arange(total - p0 - n_image)
-    pos[p0 + n_image:] = after[:, None]
-    return pos
+def image_positions(p0: torch.Tensor, grid: int) -> torch.Tensor:
+    """(B,) first-patch indices -> (B, grid * grid, 3) positions (p0, p0 + row, p0 + col)."""
+    j = torch.arange(grid * grid, device=p0.device)
+    offsets = torch.stack([torch.zeros_like(j), j // grid, j % grid], -1)
+    return p0[:, None, None] + offsets
 
 
-def pack_row(tok: Tokenizer, caption: list[int], direction: str, layout: MixedLayout) -> dict:
-    before, after = prefix_tokens(tok, caption[:layout.caption_len], direction)
-    n, total = layout.n_image, layout.seq_len
-    used = len(before) + n + len(after)
-    tokens = torch.full((total,), tok.pad, dtype=torch.long)
-    tokens[:len(before)] = torch.tensor(before)
-    tokens[len(before) + n:used] = torch.tensor(after)
-    is_text = torch.zeros(total, dtype=torch.bool)
-    is_text[:len(before)] = True
-    is_text[len(before) + n:used] = True
-    targets = torch.full((total,), IGNORE, dtype=torch.long)
-    both = is_text[:-1] & is_text[1:]
-    targets[:-1][both] = tokens[1:][both]
-    span = torch.zeros(total, dtype=torch.long)
-    span[len(before):len(before) + n] = 1
-    valid = torch.zeros(total, dtype=torch.bool)
-    valid[:used] = True
-    return {"tokens": tokens, "targets": targets, "span_ids": span, "key_valid": valid,
-            "pos": positions(len(before), n, total - len(before) - n, layout.grid, total),
-            "image_start": torch.tensor(len(before))}
+def positions(n_before: torch.Tensor, n_image: int, grid: int, total: int) -> torch.Tensor:
+    """(B,) text lengths before the image -> (B, total, 3) positions for [text, image, text and padding]."""
+    idx = torch.arange(total, device=n_before.device)[None]
+    p0 = n_before[:, None]
+    text = torch.where(idx < p0, idx, idx - n_image + grid)  # after the image: p0 + grid + offset
+    in_image = (idx >= p0) & (idx < p0 + n_image)
+    j = (idx - p0).clamp(0, n_image - 1)
+    image = image_positions(n_before, grid).gather(1, j[..., None].expand(-1, -1, N_AXES))
+    return torch.where(in_image[..., None], image, text[..., None].expand(-1, -1, N_AXES))
 
 
 def pack_batch(tok: Tokenizer, captions: list[list[int]], directions: list[str], layout: MixedLayout) -> dict:
-    rows = [pack_row(tok, c, d, layout) for c, d in zip(captions, directions)]
-    out = {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
-    out["noised"] = [d == CAPTION_TO_IMAGE for d in directions]  # stays on the host
-    return out
+    """Rows are built as Python lists and everything else with batched tensor ops: packing row by row
+    took ~9 ms for 128 rows on a 2-core CPU, on the training loop's critical path."""
+    n, total = layout.n_image, layout.seq_len
+    rows, n_before, n_used = [], [], []
+    for caption, direction in zip(captions, directions):
+        before, after = prefix_tokens(tok, caption[:layout.caption_len], direction)
+        used = len(before) + n + len(after)
+        rows.append(before + [tok.pad] * n + after + [tok.pad] * (total - used))
+        n_before.append(len(before))
+        n_used.append(used)
+    tokens = torch.tensor(rows, dtype=torch.long)
+    start, used = torch.tensor(n_before), torch.tensor(n_used)
+    idx = torch.arange(total)[None]
+    in_image = (idx >= start[:, None]) & (idx < start[:, None] + n)
+    valid = idx < used[:, None]
+    is_text = valid & ~in_image
+    targets = torch.full_like(tokens, IGNORE)
+    both = is_text[:, :-1] & is_text[:, 1:]
+    targets[:, :-1] = torch.where(both, tokens[:, 1:], IGNORE)
+    return {"tokens": tokens, "targets": targets, "span_ids": in_image.long(), "key_valid": valid,
+            "pos": positions(start, n, layout.grid, total), "image_start": start,
+            "noised": [d == CAPTION_TO_IMAGE for d in directions]}  # stays on the host

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from core.rope import N_AXES
-from modalities.mixed_sequence import positions
+from modalities.mixed_sequence import image_positions, positions
 from objectives.paths import guide
 from samplers import SAMPLERS
 from samplers.ar import pick_next
@@ -33,11 +33,6 @@ def _prefixes(tok, captions: list[list[int]], device):
     return tokens.to(device), valid.to(device), pos[..., None].expand(-1, -1, N_AXES).to(device), lengths
 
 
-def _image_positions(lengths: torch.Tensor, grid: int, device) -> torch.Tensor:
-    n = grid * grid
-    return torch.stack([positions(int(p0), n, 0, grid, int(p0) + n)[int(p0):] for p0 in lengths]).to(device)
-
-
 @SAMPLERS.register("caption_to_image")
 @serves("mixed")
 @torch.no_grad()
@@ -57,7 +52,7 @@ def caption_to_image(model, objective, captions: list[list[int]], tok, steps: in
     model("text", tokens=tokens, pos=pos, key_valid=valid, cache=cache)
     span = torch.cat([torch.zeros_like(tokens), torch.ones((len(rows), n_img), dtype=torch.long, device=device)], 1)
     key_valid = torch.cat([valid, torch.ones((len(rows), n_img), dtype=torch.bool, device=device)], 1)
-    img_pos = _image_positions(lengths, grid, device)
+    img_pos = image_positions(lengths.to(device), grid)
     times = device_times(model, steps, cfg, spacing)
     x = model_noise(model, n, cfg.sigma_d, generator)
     for i in range(steps):
@@ -88,7 +83,7 @@ def image_to_caption(model, objective, images: torch.Tensor, tok, max_new_tokens
     cut = 2 + n_img + 1
     tokens = torch.full((b, cut), tok.pad, dtype=torch.long, device=device)
     tokens[:, 0], tokens[:, 1], tokens[:, -1] = tok.bos, tok.boi, tok.eoi
-    pos_all = positions(2, n_img, 1 + max_new_tokens, grid, cut + max_new_tokens).to(device)
+    pos_all = positions(torch.tensor([2]), n_img, grid, cut + max_new_tokens)[0].to(device)
     span = torch.zeros((b, cut), dtype=torch.long, device=device)
     span[:, 2:2 + n_img] = 1
     zero = torch.zeros(b, dtype=torch.float64)

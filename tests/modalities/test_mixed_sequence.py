@@ -3,7 +3,7 @@ import torch
 from core.config import ModelConfig
 from core.masks import AttnMask
 from core.model import Model, ModelSpec
-from modalities.mixed_sequence import IGNORE, MixedLayout, pack_batch, pack_row
+from modalities.mixed_sequence import IGNORE, MixedLayout, pack_batch
 from modalities.tokenizers import ByteTokenizer
 
 TOK = ByteTokenizer()
@@ -17,6 +17,11 @@ def model(seed=0, backend="auto"):
     for p in m.parameters():
         torch.nn.init.normal_(p, std=0.1)
     return m.eval()
+
+
+def pack_row(caption: str, direction: str) -> dict:
+    b = pack_batch(TOK, [TOK.encode(caption)], [direction], LAYOUT)
+    return {k: v[0] for k, v in b.items() if torch.is_tensor(v)}
 
 
 def batch(directions=("c2i", "i2c")):
@@ -38,7 +43,7 @@ def run(m, b, **kw):
 
 
 def test_layout_targets_and_positions():
-    row = pack_row(TOK, TOK.encode("a two"), "c2i", LAYOUT)
+    row = pack_row("a two", "c2i")
     t = row["tokens"].tolist()
     assert t[0] == TOK.bos and t[6] == TOK.boi and t[11] == TOK.eoi and t[12] == TOK.eos
     assert row["span_ids"].tolist()[7:11] == [1, 1, 1, 1] and row["span_ids"].sum() == 4
@@ -48,12 +53,32 @@ def test_layout_targets_and_positions():
     pos = row["pos"]
     assert pos[7].tolist() == [7, 7, 7] and pos[10].tolist() == [7, 8, 8]  # patch (1, 1)
     assert pos[11].tolist() == [9, 9, 9]  # text resumes after the grid
-    long = pack_row(TOK, TOK.encode("a very long caption"), "i2c", LAYOUT)
+    long = pack_row("a very long caption", "i2c")
     assert (long["key_valid"].sum() == LAYOUT.seq_len)  # truncated to caption_len, fits exactly
 
 
+def test_image_to_caption_row_positions_and_targets():
+    row = pack_row("seven", "i2c")
+    t, tg, pos = row["tokens"].tolist(), row["targets"].tolist(), row["pos"].tolist()
+    assert t[:2] == [TOK.bos, TOK.boi] and t[6] == TOK.eoi and t[7:12] == TOK.encode("seven") and t[12] == TOK.eos
+    assert pos[2] == [2, 2, 2] and pos[3] == [2, 2, 3] and pos[4] == [2, 3, 2] and pos[5] == [2, 3, 3]
+    assert pos[6] == [4, 4, 4] and pos[12] == [10, 10, 10]  # text resumes at p0 + grid
+    assert tg[1] == IGNORE and tg[5] == IGNORE and tg[6] == t[7] and tg[11] == TOK.eos
+    assert row["key_valid"].sum() == 13 and row["image_start"] == 2
+
+
+def test_rows_pack_independently_of_their_batch():
+    captions, directions = ["a two", "seven", "", "a very long caption"], ["c2i", "i2c", "c2i", "i2c"]
+    b = pack_batch(TOK, [TOK.encode(c) for c in captions], directions, LAYOUT)
+    for i, (c, d) in enumerate(zip(captions, directions)):
+        alone = pack_row(c, d)
+        for k, v in alone.items():
+            assert torch.equal(b[k][i], v), (i, k)
+    assert b["noised"] == [True, False, True, False]
+
+
 def test_mask_rules_on_a_packed_row():
-    row = pack_row(TOK, TOK.encode("a two"), "c2i", LAYOUT)
+    row = pack_row("a two", "c2i")
     m = AttnMask.spans(row["span_ids"][None], row["key_valid"][None]).dense(LAYOUT.seq_len, LAYOUT.seq_len, "cpu")[0, 0]
     img = [7, 8, 9, 10]
     for q in range(13):
