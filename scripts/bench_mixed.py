@@ -56,6 +56,8 @@ def main():
     p.add_argument("--profile", type=int, default=0, metavar="STEPS",
                    help="profile this many mixed training steps (profile.md: host operators and device kernels)")
     p.add_argument("--smoke", action="store_true", help="tiny settings, to check the pipeline on a CPU")
+    p.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="config overrides for the mixed run, e.g. model.attn_backend=sdpa")
     args = p.parse_args()
     import train
     from core.attention import resolve_backend
@@ -78,22 +80,24 @@ def main():
     summary = train.main(["--objective", "mixed", "--config", str(ROOT / "configs/mixed_mnist.yaml"), "--data", img,
                           "--run-dir", str(mixed_run), "--quiet", f"data.text_path={txt}", f"data.text_eval_path={args.text}",
                           f"data.eval_path={args.mnist}", f"train.time_limit={args.train_seconds}",
-                          f"train.profile_steps={args.profile}", *small])
+                          f"train.profile_steps={args.profile}", *small, *args.override])
     if (mixed_run / "profile.md").is_file():
         shutil.copy(mixed_run / "profile.md", args.out / "mixed_profile.md")
     res["mixed_train"] = {**summary, "wall_seconds": time.perf_counter() - t}
     rows = read_metrics(mixed_run)
     speeds = [r["perf/tokens_per_s"] for r in rows if "perf/tokens_per_s" in r][1:]
     res["mixed_tokens_per_s"] = statistics.median(speeds) if speeds else None
-    res["attention_backend"] = resolve_backend("auto", dev, AttnMask.spans(torch.ones(1, 2, dtype=torch.long))).name
-    log(f"mixed: {summary}")
-    save = lambda: (args.out / "bench_mixed.json").write_text(json.dumps(res, indent=1, default=str))  # noqa: E731
-    save()  # each stage's figures survive a later stage running out of time
-
     from core.config import load_saved_config
     from objectives import get_objective
 
     cfg = load_saved_config(mixed_run / "config.yaml", get_objective)
+    span_mask = AttnMask.spans(torch.ones(1, 2, dtype=torch.long))
+    res["attention_backend"] = resolve_backend(cfg.model.attn_backend, dev, span_mask).name
+    res["overrides"] = args.override
+    log(f"mixed: {summary}")
+    save = lambda: (args.out / "bench_mixed.json").write_text(json.dumps(res, indent=1, default=str))  # noqa: E731
+    save()  # each stage's figures survive a later stage running out of time
+
     seq_len = cfg.objective.caption_len + (cfg.data.image_size // cfg.data.patch_size) ** 2 + 4
     text_tokens = summary.get("data/text_tokens", 0)
     bs = cfg.train.batch_size
