@@ -102,13 +102,20 @@ def main():
     text_tokens = summary.get("data/text_tokens", 0)
     bs = cfg.train.batch_size
     ar_steps = max(1, math.ceil(text_tokens / (bs * seq_len)))
+    # the AR-only control follows the mixed run's learning-rate curve at equal shares of the text:
+    # a time-limited mixed run stops part-way through its schedule, so its rate never decays fully
+    scale = ar_steps / max(1, summary["step"])
+    ar_decay = max(ar_steps, round((cfg.train.lr_decay_steps or cfg.train.steps) * scale))
+    ar_warmup = max(1, round(cfg.train.warmup * scale))
     ar_run = args.work / "ar_only"
     ar = train.main(["--objective", "ar", "--data", args.text, "--run-dir", str(ar_run), "--quiet", "data.tokenizer=byte",
                      f"data.seq_len={seq_len}", "model.size=dit-s", "model.n_layer=8", f"train.batch_size={bs}",
                      f"train.steps={ar_steps}", f"train.lr={cfg.train.lr}", f"train.min_lr={cfg.train.min_lr}",
-                     "train.warmup=200", "train.beta2=0.99", "train.weight_decay=0.0", f"train.ema={cfg.train.ema}",
+                     f"train.warmup={ar_warmup}", f"train.lr_decay_steps={ar_decay}", f"train.beta2={cfg.train.beta2}",
+                     f"train.weight_decay={cfg.train.weight_decay}", f"train.ema={cfg.train.ema}",
                      "train.compile=true", f"train.eval_every={ar_steps}", f"train.ckpt_every={ar_steps}", *small])
-    res["ar_only"] = {"steps": ar_steps, "text_tokens": ar_steps * bs * seq_len, "val_bpb": ar.get("val/bpb")}
+    res["ar_only"] = {"steps": ar_steps, "text_tokens": ar_steps * bs * seq_len, "val_bpb": ar.get("val/bpb"),
+                      "warmup": ar_warmup, "lr_decay_steps": ar_decay}
     res["mixed_text"] = {"text_tokens": text_tokens, "val_bpb": summary.get("val/bpb")}
     if res["ar_only"]["val_bpb"] and res["mixed_text"]["val_bpb"]:
         res["bpb_ratio_mixed_over_ar"] = res["mixed_text"]["val_bpb"] / res["ar_only"]["val_bpb"]
