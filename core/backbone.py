@@ -39,8 +39,8 @@ class Transformer(nn.Module):
                 nn.init.zeros_(blk.adaln.weight)
                 nn.init.zeros_(blk.adaln.bias)
 
-    def new_cache(self, batch: int, max_len: int, device, dtype) -> KVCache:
-        return KVCache(self.n_layer, batch, self.n_head, max_len, self.head_dim, device, dtype)
+    def new_cache(self, batch: int, max_len: int, device, dtype, cache_cls: type[KVCache] = KVCache) -> KVCache:
+        return cache_cls(self.n_layer, batch, self.n_head, max_len, self.head_dim, device, dtype)
 
     def forward(self, h: torch.Tensor, pos: torch.Tensor, mask: AttnMask, mod: Modulation | None = None,
                 cache: KVCache | None = None) -> torch.Tensor:

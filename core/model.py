@@ -92,10 +92,10 @@ class Model(nn.Module):
             n -= self.text.embed.weight.numel()
         return n
 
-    def new_cache(self, batch: int, max_len: int) -> KVCache:
+    def new_cache(self, batch: int, max_len: int, cache_cls: type[KVCache] = KVCache) -> KVCache:
         p = next(self.parameters())
         dtype = torch.get_autocast_dtype("cuda") if (p.is_cuda and torch.is_autocast_enabled("cuda")) else p.dtype
-        return self.backbone.new_cache(batch, max_len, p.device, dtype)
+        return self.backbone.new_cache(batch, max_len, p.device, dtype, cache_cls)
 
     # --- modes -------------------------------------------------------------------------------
     def _text(self, tokens: torch.Tensor, pos: torch.Tensor | None = None, key_valid: torch.Tensor | None = None,

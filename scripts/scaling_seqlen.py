@@ -28,12 +28,16 @@ from scripts.tables import write_csv  # noqa: E402
 COST_COLUMNS = ["backend", "cache", "context", "ms_per_token", "tokens_per_s", "prefill_ms", "total_ms", "kv_cache_mb",
                 "peak_mem_gb", "batch", "new_tokens", "device"]
 QUALITY_COLUMNS = ["context", "val_loss", "val_bpb", "windows"]
+COMPILED = "sdpa_compiled"  # not an attention backend: the sampler with one compiled decode step
 
 
 @torch.no_grad()
-def decode_cost(model, context: int, new_tokens: int, use_cache: bool, batch: int = 1, repeats: int = 3) -> dict:
-    """Time generating new_tokens after a prompt that fills the context up to ``context``."""
+def decode_cost(model, context: int, new_tokens: int, use_cache: bool, batch: int = 1, repeats: int = 3,
+                compiled: bool = False) -> dict:
+    """Time generating new_tokens after a prompt that fills the context up to ``context``; with
+    ``compiled``, by the sampler whose decode step is compiled once (always cached)."""
     from samplers.ar import generate
+    from samplers.ar_compiled import generate_compiled
 
     if not 1 < new_tokens < context:
         from core.config import ConfigError
@@ -46,7 +50,10 @@ def decode_cost(model, context: int, new_tokens: int, use_cache: bool, batch: in
     def timed(n):
         sync(device)
         t = time.perf_counter()
-        generate(model, prompt, n, temperature=0, use_cache=use_cache)
+        if compiled:
+            generate_compiled(model, prompt, n, temperature=0)
+        else:
+            generate(model, prompt, n, temperature=0, use_cache=use_cache)
         sync(device)
         return time.perf_counter() - t
 
@@ -136,6 +143,10 @@ def run(run_dir: Path | None, size: str, cost_contexts: list[int], quality_conte
     dtype = pick_dtype("auto", dev)
     cost_model = model.to(dtype) if dtype != torch.float32 else model  # decode in the serving precision
     cost = []
+    if COMPILED in backends:
+        for c in cost_contexts:
+            decode_cost(cost_model, c, new_tokens, True, batch, repeats=1, compiled=True)  # compiles
+            cost.append({"backend": COMPILED, **decode_cost(cost_model, c, new_tokens, True, batch, compiled=True)})
     for backend in usable_backends(backends, dev):
         cost_model.backbone.attn_backend = backend
         # the first timings of a process ran up to 2x slow on the H200 (clocks, kernel selection,
@@ -173,7 +184,8 @@ def main():
     p.add_argument("--size", default="gpt2-124m", help="without --run-dir: a registered size with random weights")
     p.add_argument("--cost-contexts", default="256,1024,4096")
     p.add_argument("--quality-contexts", default="", help="default: 64, 128, ... up to the trained length")
-    p.add_argument("--backends", default="sdpa,flex,flash_attn,xformers", help="those usable here are measured")
+    p.add_argument("--backends", default="sdpa,flex,flash_attn,xformers",
+                   help=f"those usable here are measured; {COMPILED}: the ar_compiled sampler (SDPA, one compiled step)")
     p.add_argument("--new-tokens", type=int, default=32)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--device", default="auto")

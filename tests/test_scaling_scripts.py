@@ -53,10 +53,13 @@ def test_pareto_and_ratios():
 def test_scaling_seqlen(runs, tmp_path):
     out = tmp_path / "seq"
     r = subprocess.run([sys.executable, str(ROOT / "scripts/scaling_seqlen.py"), "--run-dir", str(runs / "ar"),
-                        "--cost-contexts", "16,32", "--new-tokens", "4", "--out", str(out)], capture_output=True, text=True)
+                        "--cost-contexts", "16,32", "--new-tokens", "4", "--backends", "sdpa,sdpa_compiled", "--out", str(out)],
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     cost, quality = read(out / "seqlen_cost.csv"), read(out / "seqlen_quality.csv")
-    assert {(c["cache"], c["context"]) for c in cost} == {("True", "16"), ("True", "32"), ("False", "16"), ("False", "32")}
+    sdpa = [c for c in cost if c["backend"] == "sdpa"]
+    assert {(c["cache"], c["context"]) for c in sdpa} == {("True", "16"), ("True", "32"), ("False", "16"), ("False", "32")}
+    assert {(c["cache"], c["context"]) for c in cost if c["backend"] == "sdpa_compiled"} == {("True", "16"), ("True", "32")}
     assert float(cost[0]["ms_per_token"]) > 0 and [q["context"] for q in quality] == ["32"]
     assert (out / "seqlen_cost.png").is_file() and (out / "seqlen_quality.png").is_file()
 
