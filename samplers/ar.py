@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from core.config import ConfigError
 from core.rope import N_AXES
 from samplers import SAMPLERS
 from samplers.eager import eager
@@ -60,7 +61,7 @@ def generate(model, prompts: list[list[int]], max_new_tokens: int, temperature: 
              generator: torch.Generator | None = None) -> list[list[int]]:
     """Continue each prompt by up to max_new_tokens tokens; returns only the new tokens."""
     if not prompts or any(len(p) == 0 for p in prompts):
-        raise ValueError("every prompt needs at least one token (use the BOS token for unconditional samples)")
+        raise ConfigError("every prompt needs at least one token (use the BOS token for unconditional samples)")
     vocab = model.text.vocab_size
     device = next(model.parameters()).device
     tokens, valid = _left_pad(prompts, pad_id, device)

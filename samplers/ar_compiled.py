@@ -20,6 +20,7 @@ import weakref
 import torch
 
 from core.attention import Prepared, SDPABackend
+from core.config import ConfigError
 from core.kv_cache import KVCache
 from samplers import SAMPLERS
 from samplers.ar import _left_pad, _positions, pick_next
@@ -88,14 +89,16 @@ def _decoder(model, batch: int, max_len: int) -> _Decoder:
 @SAMPLERS.register("ar_compiled")
 @torch.no_grad()
 def generate_compiled(model, prompts: list[list[int]], max_new_tokens: int, temperature: float = 1.0, top_k: int = 0,
-                      top_p: float = 1.0, pad_id: int = 0, eos_id: int | None = None,
+                      top_p: float = 1.0, use_cache: bool = True, pad_id: int = 0, eos_id: int | None = None,
                       generator: torch.Generator | None = None) -> list[list[int]]:
-    """The eager sampler's interface (``use_cache`` is implied); the first call for a batch size and
-    total length compiles, later ones reuse the step."""
+    """The eager sampler's interface; the first call for a batch size and total length compiles,
+    later ones reuse the step."""
+    if not use_cache:
+        raise ConfigError("the ar_compiled sampler always decodes through its KV cache; use the ar sampler without one")
     if not prompts or any(len(p) == 0 for p in prompts):
-        raise ValueError("every prompt needs at least one token (use the BOS token for unconditional samples)")
+        raise ConfigError("every prompt needs at least one token (use the BOS token for unconditional samples)")
     if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     vocab = model.text.vocab_size
     device = next(model.parameters()).device
     tokens, valid = _left_pad(prompts, pad_id, device)

@@ -50,3 +50,5 @@ def test_empty_prompt_and_no_new_tokens_are_refused(tiny_text_model):
         generate_compiled(m, [[1], []], 3)
     with pytest.raises(ValueError, match="max_new_tokens"):
         generate_compiled(m, [[1]], 0)
+    with pytest.raises(ValueError, match="use the ar sampler"):
+        generate_compiled(m, [[1]], 3, use_cache=False)
