@@ -36,7 +36,7 @@ def pick_next(logits: torch.Tensor, temperature: float, top_k: int, top_p: float
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-def _left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+def left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(p) for p in prompts)
     tokens = torch.full((len(prompts), width), pad_id, dtype=torch.long, device=device)
     valid = torch.zeros((len(prompts), width), dtype=torch.bool, device=device)
@@ -47,7 +47,7 @@ def _left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tens
     return tokens, valid
 
 
-def _positions(valid: torch.Tensor) -> torch.Tensor:
+def real_token_positions(valid: torch.Tensor) -> torch.Tensor:
     """(B, L) validity -> (B, L, 3) positions counting real tokens only."""
     pos = (valid.long().cumsum(-1) - 1).clamp(min=0)
     return pos.unsqueeze(-1).expand(*pos.shape, N_AXES)
@@ -64,12 +64,12 @@ def generate(model, prompts: list[list[int]], max_new_tokens: int, temperature: 
         raise ConfigError("every prompt needs at least one token (use the BOS token for unconditional samples)")
     vocab = model.text.vocab_size
     device = next(model.parameters()).device
-    tokens, valid = _left_pad(prompts, pad_id, device)
+    tokens, valid = left_pad(prompts, pad_id, device)
     ragged = not bool(valid.all())
     b, p = tokens.shape
     # every generated token is real: validity and positions of the whole sequence are known up front
     valid = torch.cat([valid, torch.ones((b, max_new_tokens), dtype=torch.bool, device=device)], 1)
-    pos = _positions(valid)
+    pos = real_token_positions(valid)
     cache = model.new_cache(b, p + max_new_tokens) if use_cache else None
     new: list[torch.Tensor] = []
     done = torch.zeros(b, dtype=torch.bool, device=device)

@@ -23,7 +23,7 @@ from core.attention import Prepared, SDPABackend
 from core.config import ConfigError
 from core.kv_cache import KVCache
 from samplers import SAMPLERS
-from samplers.ar import _left_pad, _positions, pick_next
+from samplers.ar import left_pad, pick_next, real_token_positions
 
 
 class StaticKVCache(KVCache):
@@ -41,8 +41,8 @@ class StaticKVCache(KVCache):
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.index is None:
             return super().append(layer, k, v)
-        self.k[layer].index_copy_(2, self.index, k)
-        self.v[layer].index_copy_(2, self.index, v)
+        self.k[layer].index_copy_(2, self.index, k.to(self.k.dtype))
+        self.v[layer].index_copy_(2, self.index, v.to(self.v.dtype))
         return self.k[layer], self.v[layer]
 
 
@@ -101,13 +101,13 @@ def generate_compiled(model, prompts: list[list[int]], max_new_tokens: int, temp
         raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     vocab = model.text.vocab_size
     device = next(model.parameters()).device
-    tokens, valid = _left_pad(prompts, pad_id, device)
+    tokens, valid = left_pad(prompts, pad_id, device)
     b, p = tokens.shape
     total = p + max_new_tokens
     dec = _decoder(model, b, total)
     dec.key_valid[:, :p] = valid
     dec.key_valid[:, p:] = True
-    pos = _positions(dec.key_valid)
+    pos = real_token_positions(dec.key_valid)
     dec.cache.index = None
     dec.cache.truncate(0)
     with torch.compiler.set_stance("force_eager"):  # prompt lengths vary: the prefill stays eager
