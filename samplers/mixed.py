@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import torch
 
-from core.rope import N_AXES
 from modalities.mixed_sequence import image_positions, positions
 from objectives.paths import guide
 from samplers import SAMPLERS
-from samplers.ar import pick_next
+from samplers.ar import left_pad, pick_next, real_token_positions
 from samplers.eager import eager
 from samplers.image_common import ImageSample, evals_per_step, model_noise, serves
 from samplers.imm import device_times, finish
@@ -21,16 +20,8 @@ from samplers.imm import device_times, finish
 
 def _prefixes(tok, captions: list[list[int]], device):
     """Left-padded [BOS caption BOI] rows, validity, and text positions counting real tokens only."""
-    rows = [[tok.bos, *c, tok.boi] for c in captions]
-    width = max(len(r) for r in rows)
-    tokens = torch.full((len(rows), width), tok.pad, dtype=torch.long)
-    valid = torch.zeros((len(rows), width), dtype=torch.bool)
-    for i, r in enumerate(rows):
-        tokens[i, width - len(r):] = torch.tensor(r)
-        valid[i, width - len(r):] = True
-    pos = (valid.long().cumsum(-1) - 1).clamp(min=0)
-    lengths = valid.sum(-1)
-    return tokens.to(device), valid.to(device), pos[..., None].expand(-1, -1, N_AXES).to(device), lengths
+    tokens, valid = left_pad([[tok.bos, *c, tok.boi] for c in captions], tok.pad, device)
+    return tokens, valid, real_token_positions(valid), valid.sum(-1)
 
 
 @SAMPLERS.register("caption_to_image")
