@@ -21,7 +21,7 @@ from objectives.paths import Parameterization, ddim, interpolate
 class MixedConfig(IMMConfig):
     name: str = "mixed"
     lam: float = 1.0  # weight of the IMM loss
-    p_caption_to_image: float = 0.5  # share of image-text groups trained caption -> image
+    p_caption_to_image: float = 0.75  # share of image-text groups trained caption -> image
     caption_dropout: float = 0.1  # caption -> image rows with the empty caption (for guidance)
     caption_len: int = 32  # caption tokens kept; longer captions are truncated and counted
 
