@@ -126,8 +126,10 @@ def main():
     # the target's 4 steps first, so a time budget cuts the others; image -> caption keeps a minute
     settings = [("caption_to_image", k, n) for k in (4, 1, 2, 8)]
     budget = max(30.0, args.end_time - time.time() - 60) if args.end_time else 0.0
+    t = time.perf_counter()
     c2i, ev = evaluate_run(mixed_run, settings, args.guidance, 500, args.inception, args.mnist, compile=not args.smoke,
                            quiet=True, time_budget=budget)
+    res["caption_to_image_eval_seconds"] = time.perf_counter() - t
     c2i.sort(key=lambda r: r["steps"])
     res["caption_to_image"] = c2i
     from scripts.eval_images import write_table
@@ -143,8 +145,10 @@ def main():
     cfg, spec, model, _ = load_run(mixed_run, device=dev)
     objective = get_objective("mixed")(cfg.objective, spec)
     ctx = RunContext(cfg, dev, pick_dtype("auto", dev))
+    t = time.perf_counter()
     res["image_to_caption_acc"] = caption_accuracy(model, objective, load_tokenizer(mixed_run), ev.test,
                                                    min(n, len(ev.test)), ctx)
+    res["image_to_caption_eval_seconds"] = time.perf_counter() - t
     save()
     lines = [f"device {res['device']}, attention backend {res['attention_backend']}, caption -> image:",
              markdown_table(c2i, ["steps", "nfe", "n", "fid", "fid_clf", "class_acc", "skipped"])]
@@ -152,6 +156,8 @@ def main():
     lines.append(f"text bits per byte: mixed {res['mixed_text']['val_bpb']}, AR only {res['ar_only']['val_bpb']} "
                  f"at {text_tokens:,} text tokens; ratio {res.get('bpb_ratio_mixed_over_ar')}")
     lines.append(f"mixed training throughput: {res['mixed_tokens_per_s']} tokens/s")
+    lines.append(f"evaluation: caption -> image rows {res['caption_to_image_eval_seconds']:.0f} s, "
+                 f"image -> caption {res['image_to_caption_eval_seconds']:.0f} s")
     text = "\n".join(lines)
     (args.out / "bench_mixed.md").write_text(text + "\n")
     print(text)
