@@ -10,6 +10,7 @@ p0 + grid. Next-token targets exist only where both the token and the next one a
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import torch
 
 from core.rope import N_AXES

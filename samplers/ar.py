@@ -37,14 +37,27 @@ def pick_next(logits: torch.Tensor, temperature: float, top_k: int, top_p: float
 
 
 def left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompts right-aligned in one (B, L) tensor, and which entries are real tokens."""
+    if not prompts or any(len(p) == 0 for p in prompts):
+        raise ConfigError("every prompt needs at least one token (use the BOS token for unconditional samples)")
     width = max(len(p) for p in prompts)
     tokens = torch.full((len(prompts), width), pad_id, dtype=torch.long, device=device)
     valid = torch.zeros((len(prompts), width), dtype=torch.bool, device=device)
     for i, p in enumerate(prompts):
-        if p:
-            tokens[i, width - len(p):] = torch.tensor(p, device=device)
-            valid[i, width - len(p):] = True
+        tokens[i, width - len(p):] = torch.tensor(p, device=device)
+        valid[i, width - len(p):] = True
     return tokens, valid
+
+
+def next_tokens(logits: torch.Tensor, temperature: float, top_k: int, top_p: float, generator,
+                eos_id: int | None, done: torch.Tensor) -> torch.Tensor:
+    """(B, V) logits -> (B,) next tokens; rows that have emitted eos_id repeat it (``done``, a (B,)
+    bool tensor, is updated in place)."""
+    nxt = pick_next(logits, temperature, top_k, top_p, generator)
+    if eos_id is not None:
+        nxt = torch.where(done, torch.full_like(nxt, eos_id), nxt)
+        done |= nxt == eos_id
+    return nxt
 
 
 def real_token_positions(valid: torch.Tensor) -> torch.Tensor:
@@ -60,8 +73,6 @@ def generate(model, prompts: list[list[int]], max_new_tokens: int, temperature: 
              top_p: float = 1.0, use_cache: bool = True, pad_id: int = 0, eos_id: int | None = None,
              generator: torch.Generator | None = None) -> list[list[int]]:
     """Continue each prompt by up to max_new_tokens tokens; returns only the new tokens."""
-    if not prompts or any(len(p) == 0 for p in prompts):
-        raise ConfigError("every prompt needs at least one token (use the BOS token for unconditional samples)")
     vocab = model.text.vocab_size
     device = next(model.parameters()).device
     tokens, valid = left_pad(prompts, pad_id, device)
@@ -81,10 +92,7 @@ def generate(model, prompts: list[list[int]], max_new_tokens: int, temperature: 
                            cache=cache)
         else:
             logits = model("text", tokens=tokens, pos=pos[:, :end], key_valid=key_valid)
-        nxt = pick_next(logits[:, -1, :vocab], temperature, top_k, top_p, generator)
-        if eos_id is not None:
-            nxt = torch.where(done, torch.full_like(nxt, eos_id), nxt)
-            done |= nxt == eos_id
+        nxt = next_tokens(logits[:, -1, :vocab], temperature, top_k, top_p, generator, eos_id, done)
         new.append(nxt)
         step_tokens = nxt[:, None]
         if not use_cache:

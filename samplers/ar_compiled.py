@@ -1,17 +1,16 @@
 """Text generation with one compiled decode step of fixed shapes (sampler "ar_compiled").
 
 The eager sampler (samplers/ar.py) attends to the cache up to its current length, so every step
-brings new shapes and Python ints: simple, but a small model's decode is then bound by the host
-(about 7 ms a token for the 124M shape on an H200, whatever the context). Here each new token
-attends to the whole preallocated cache under a mask of the positions written so far, so one
-compiled step serves every position of a generation, and on a GPU it replays as a CUDA graph.
+brings new shapes and Python ints. It is simple, but for the 124M shape on an H200 it took about
+7 ms a token at every context from 256 to 4096, with and without the cache: the time goes to
+per-step overhead, not to attention. Here each new token attends to the whole preallocated cache
+under a mask of the positions written so far, so one compiled step serves every position of a
+generation; on a GPU it is compiled for CUDA graphs (mode "reduce-overhead"), not yet run there.
 The prompt is prefilled by the eager path. Greedy decoding gives the eager sampler's tokens (tested).
 
 Measured on the project's 2-core CPU ("small" shape, batch 1): slower than the eager sampler, 8.8
-vs 5.8 ms a token at context 256 and 18.1 vs 7.3 at 1024 (the compiled masked attention over the
-whole buffer costs more there than the eager kernel over the written part). It is meant for GPUs,
-where the eager decode waits on the host; `scripts/scaling_seqlen.py --backends sdpa,sdpa_compiled`
-measures both.
+vs 5.8 ms a token at context 256 and 18.1 vs 7.3 at 1024. `scripts/scaling_seqlen.py --backends
+sdpa,sdpa_compiled` measures both.
 """
 from __future__ import annotations
 
@@ -23,7 +22,7 @@ from core.attention import Prepared, SDPABackend
 from core.config import ConfigError
 from core.kv_cache import KVCache
 from samplers import SAMPLERS
-from samplers.ar import left_pad, pick_next, real_token_positions
+from samplers.ar import left_pad, next_tokens, real_token_positions
 
 
 class StaticKVCache(KVCache):
@@ -95,8 +94,6 @@ def generate_compiled(model, prompts: list[list[int]], max_new_tokens: int, temp
     later ones reuse the step."""
     if not use_cache:
         raise ConfigError("the ar_compiled sampler always decodes through its KV cache; use the ar sampler without one")
-    if not prompts or any(len(p) == 0 for p in prompts):
-        raise ConfigError("every prompt needs at least one token (use the BOS token for unconditional samples)")
     if max_new_tokens < 1:
         raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     vocab = model.text.vocab_size
@@ -117,10 +114,7 @@ def generate_compiled(model, prompts: list[list[int]], max_new_tokens: int, temp
     new: list[torch.Tensor] = []
     done = torch.zeros(b, dtype=torch.bool, device=device)
     for j in range(max_new_tokens):
-        nxt = pick_next(logits[:, :vocab], temperature, top_k, top_p, generator)
-        if eos_id is not None:
-            nxt = torch.where(done, torch.full_like(nxt, eos_id), nxt)
-            done |= nxt == eos_id
+        nxt = next_tokens(logits[:, :vocab], temperature, top_k, top_p, generator, eos_id, done)
         new.append(nxt)
         if j == max_new_tokens - 1 or (eos_id is not None and bool(done.all())):
             break

@@ -12,7 +12,7 @@ import torch
 from modalities.mixed_sequence import image_positions, positions
 from objectives.paths import guide
 from samplers import SAMPLERS
-from samplers.ar import left_pad, pick_next, real_token_positions
+from samplers.ar import left_pad, next_tokens, real_token_positions
 from samplers.eager import eager
 from samplers.image_common import ImageSample, evals_per_step, model_noise, serves
 from samplers.imm import device_times, finish
@@ -43,7 +43,7 @@ def caption_to_image(model, objective, captions: list[list[int]], tok, steps: in
     model("text", tokens=tokens, pos=pos, key_valid=valid, cache=cache)
     span = torch.cat([torch.zeros_like(tokens), torch.ones((len(rows), n_img), dtype=torch.long, device=device)], 1)
     key_valid = torch.cat([valid, torch.ones((len(rows), n_img), dtype=torch.bool, device=device)], 1)
-    img_pos = image_positions(lengths.to(device), grid)
+    img_pos = image_positions(lengths, grid)
     times = device_times(model, steps, cfg, spacing)
     x = model_noise(model, n, cfg.sigma_d, generator)
     for i in range(steps):
@@ -86,9 +86,7 @@ def image_to_caption(model, objective, images: torch.Tensor, tok, max_new_tokens
     done = torch.zeros(b, dtype=torch.bool, device=device)
     vocab = model.text.vocab_size
     for j in range(max_new_tokens):
-        nxt = pick_next(logits[:, -1, :vocab], temperature, top_k, top_p, generator)
-        nxt = torch.where(done, torch.full_like(nxt, tok.eos), nxt)
-        done |= nxt == tok.eos
+        nxt = next_tokens(logits[:, -1, :vocab], temperature, top_k, top_p, generator, tok.eos, done)
         out = torch.cat([out, nxt[:, None]], 1)
         if bool(done.all()) or j == max_new_tokens - 1:
             break
