@@ -142,21 +142,21 @@ def run(run_dir: Path | None, size: str, cost_contexts: list[int], quality_conte
         model = Model(ModelConfig(size=size), ModelSpec(vocab_size=50304)).to(dev).eval()
     dtype = pick_dtype("auto", dev)
     cost_model = model.to(dtype) if dtype != torch.float32 else model  # decode in the serving precision
-    cost = []
-    if COMPILED in backends:
-        for c in cost_contexts:
-            decode_cost(cost_model, c, new_tokens, True, batch, repeats=1, compiled=True)  # compiles
-            cost.append({"backend": COMPILED, **decode_cost(cost_model, c, new_tokens, True, batch, compiled=True)})
-    for backend in usable_backends(backends, dev):
+    # (label, attention backend, cache, compiled sampler) of every decode setting to time
+    settings = [(COMPILED, "sdpa", True, True)] if COMPILED in backends else []
+    settings += [(b, b, cache, False) for b in usable_backends(backends, dev) for cache in (True, False)]
+
+    def measure(setting, context: int, repeats: int) -> dict:
+        _, backend, use_cache, compiled = setting
         cost_model.backbone.attn_backend = backend
-        # the first timings of a process ran up to 2x slow on the H200 (clocks, kernel selection,
-        # allocator growth): decode once at every setting before timing any of them
+        return decode_cost(cost_model, context, new_tokens, use_cache, batch, repeats, compiled)
+
+    # the first timings of a process ran up to 2x slow on the H200 (clocks, kernel selection,
+    # allocator growth; compilation for the compiled sampler): decode once at every setting first
+    for setting in settings:
         for c in cost_contexts:
-            for use_cache in (True, False):
-                decode_cost(cost_model, c, new_tokens, use_cache, batch, repeats=1)
-        for c in cost_contexts:
-            for use_cache in (True, False):
-                cost.append({"backend": backend, **decode_cost(cost_model, c, new_tokens, use_cache, batch)})
+            measure(setting, c, repeats=1)
+    cost = [{"backend": setting[0], **measure(setting, c, repeats=3)} for setting in settings for c in cost_contexts]
     cost_model.backbone.attn_backend = "auto"
     quality = []
     if run_dir is not None:
