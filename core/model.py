@@ -79,8 +79,7 @@ class Model(nn.Module):
         # target pass), each a graph of its own: more than dynamo's default 8 before it falls back
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 32)
         # static shapes: by default a second batch size (the mixed target pass, an evaluation batch)
-        # recompiles with symbolic shapes; in the mixed step, which has two, a flex forward took ~5 ms
-        # a call on the H200 where a statically compiled layer of that shape takes 0.8 ms
+        # recompiles the blocks with symbolic shapes; static ones get a graph per shape instead
         for blk in self.backbone.blocks:
             blk.compile(mode=mode, dynamic=False)
         if self.text is not None:

@@ -61,9 +61,9 @@ def main():
     args = p.parse_args()
     import train
     from core.attention import resolve_backend
-    from core.metrics_log import read_metrics
     from core.device import pick_device
     from core.masks import AttnMask
+    from core.metrics_log import read_metrics
     from scripts.eval_images import evaluate_run
     from scripts.tables import markdown_table
 

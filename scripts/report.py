@@ -44,7 +44,8 @@ def main():
     p.add_argument("--cost-size", default="gpt2-124m", help="model size (random weights) for the decode cost table")
     p.add_argument("--cost-contexts", default="256,1024,4096")
     p.add_argument("--new-tokens", type=int, default=32, help="tokens generated per decode measurement")
-    p.add_argument("--backends", default="sdpa,flex,flash_attn,xformers", help="attention backends to time (those usable here), and sdpa_compiled for the sampler with one compiled decode step")
+    p.add_argument("--backends", default="sdpa,flex,flash_attn,xformers",
+                   help="attention backends to time (those usable here); sdpa_compiled: the ar_compiled sampler")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--out", type=Path, default=Path("results/report"))
     args = p.parse_args()
