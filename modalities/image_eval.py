@@ -6,11 +6,13 @@ and cropped back to the dataset's native size, exactly as real images are.
 """
 from __future__ import annotations
 
+import inspect
 import time
 
 import numpy as np
 import torch
 
+from core.config import ConfigError
 from core.fid import fid, kid
 from modalities.image_classifier import get_classifier, predict_and_features
 from modalities.image_data import ImageSet, crop_to, to_uint8
@@ -49,21 +51,25 @@ class ImageEvaluator:
 
     @torch.no_grad()
     def generate(self, model, objective, sampler_name: str, steps: int, guidance: float, n: int, seed: int = 0,
-                 batch: int = 1000, objective_name: str = "", captions=None) -> dict:
+                 batch: int = 1000, objective_name: str = "", captions=None, **sampler_options) -> dict:
         """-> images (uint8, padded size), labels, nfe, seconds per image.
 
         ``captions`` (for mixed text-image models): (tokenizer, label -> caption text); the classes are
-        then named in captions instead of given as labels."""
+        then named in captions instead of given as labels. ``sampler_options`` (e.g. an IMM sampler's
+        ``spacing``) go to the sampler."""
         sampler = get_sampler(sampler_name)
         check_compatible(sampler_name, sampler, objective_name or objective.cfg.name)
+        unknown = set(sampler_options) - set(inspect.signature(sampler).parameters)
+        if unknown:
+            raise ConfigError(f"sampler {sampler_name!r} takes no option {', '.join(sorted(unknown))}")
         if captions is not None:
             tok, caption_of = captions
             labels = balanced_labels(n, 10)
             base = sampler
 
-            def sampler(model, objective, lab, n, steps, guidance, generator):  # noqa: F811
+            def sampler(model, objective, lab, n, steps, guidance, generator, **options):  # noqa: F811
                 ids = [tok.encode(caption_of(int(c))) for c in lab]
-                return base(model, objective, ids, tok, steps, guidance, generator=generator)
+                return base(model, objective, ids, tok, steps, guidance, generator=generator, **options)
         else:
             labels = balanced_labels(n, model.spec.num_classes)
         g = torch.Generator(device=self.device).manual_seed(seed)
@@ -73,7 +79,7 @@ class ImageEvaluator:
         t0 = time.perf_counter()
         for i in range(0, n, batch):
             lab = None if labels is None else labels[i:i + batch].to(self.device)
-            res = sampler(model, objective, lab, min(batch, n - i), steps, guidance, generator=g)
+            res = sampler(model, objective, lab, min(batch, n - i), steps, guidance, generator=g, **sampler_options)
             out.append(to_uint8(res.images / model.spec.image_scale).cpu())
             nfe = res.nfe
         if self.device.type == "cuda":

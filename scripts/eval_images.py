@@ -37,9 +37,10 @@ COLUMNS = ["run", "objective", "sampler", "steps", "nfe", "guidance", "n", "batc
 def evaluate_run(run_dir: Path, settings: list[tuple[str, int, int]], guidance: float, batch: int,
                  inception: str = "", data: str = "", device: str = "auto", seed: int = 0, out: Path | None = None,
                  evaluator: ImageEvaluator | None = None, compile: bool = False, time_budget: float = 0.0,
-                 quiet: bool = False) -> tuple[list[dict], ImageEvaluator]:
+                 quiet: bool = False, **sampler_options) -> tuple[list[dict], ImageEvaluator]:
     """settings: (sampler, steps, n) triples, in order; a sampler of "" means the run's default.
-    With a time budget, settings that would start after it are skipped (and listed as skipped)."""
+    With a time budget, settings that would start after it are skipped (and listed as skipped).
+    ``sampler_options`` go to every sampler (e.g. spacing="edm" for the IMM samplers)."""
     dev = pick_device(device)
     cfg, spec, model, ckpt = load_run(run_dir, device=dev)
     objective = get_objective(cfg.objective.name)(cfg.objective, spec)
@@ -69,7 +70,8 @@ def evaluate_run(run_dir: Path, settings: list[tuple[str, int, int]], guidance: 
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         with autocast(dev, pick_dtype("auto", dev)):
-            gen = evaluator.generate(model, objective, sampler, k, guidance, n, seed, batch, cfg.objective.name, captions)
+            gen = evaluator.generate(model, objective, sampler, k, guidance, n, seed, batch, cfg.objective.name, captions,
+                                     **sampler_options)
         row = {**base, "nfe": gen["nfe"], **evaluator.score(gen["images"], gen["labels"]),
                "seconds_per_image": gen["seconds_per_image"],
                "peak_mem_gb": torch.cuda.max_memory_allocated() / 1e9 if dev.type == "cuda" else None}
@@ -101,6 +103,8 @@ def main():
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--compile", action="store_true", help="compile the model's blocks first (GPU)")
+    p.add_argument("--spacing", choices=["uniform", "edm"], default=None,
+                   help="IMM samplers' time grid for >= 4 steps (default: the sampler's, uniform in t)")
     p.add_argument("--out", type=Path, default=Path("results/eval"))
     args = p.parse_args()
     steps = [int(s) for s in args.steps.split(",")]
@@ -111,7 +115,8 @@ def main():
     with friendly_errors():
         for run in args.run_dir:
             r, ev = evaluate_run(run, settings, args.guidance, args.batch, args.inception, args.data, args.device,
-                                 args.seed, args.out, evaluator=ev, compile=args.compile)
+                                 args.seed, args.out, evaluator=ev, compile=args.compile,
+                                 **({"spacing": args.spacing} if args.spacing else {}))
             rows += r
     write_table(rows, args.out)
     print(f"wrote {args.out / 'eval.csv'} and eval.json ({len(rows)} rows) in {time.perf_counter() - t0:.0f}s")

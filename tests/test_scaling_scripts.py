@@ -74,3 +74,15 @@ def test_report(runs, tmp_path):
     assert "steps/steps.png" in text and "seqlen0/seqlen_cost.png" in text and "Report produced in" in text
     assert "seqlen1/seqlen_quality.png" in text  # the text run's bits per byte across context
     assert (out / "steps" / "steps.png").is_file()
+
+
+def test_eval_images_spacing_reaches_imm_samplers_and_is_refused_elsewhere(runs, tmp_path):
+    from core.config import ConfigError
+    from scripts.eval_images import evaluate_run
+
+    settings = [("imm_pushforward", 4, 8)]
+    uniform, ev = evaluate_run(runs / "imm", settings, 1.5, 8, quiet=True)
+    edm, _ = evaluate_run(runs / "imm", settings, 1.5, 8, quiet=True, evaluator=ev, spacing="edm")
+    assert uniform[0]["fid_clf"] != edm[0]["fid_clf"]  # another time grid, other samples
+    with pytest.raises(ConfigError, match="takes no option spacing"):
+        evaluate_run(runs / "fm", [("euler", 4, 8)], 1.5, 8, quiet=True, spacing="edm")
