@@ -8,9 +8,9 @@ under a mask of the positions written so far, so one compiled step serves every 
 generation; on a GPU it is compiled for CUDA graphs (mode "reduce-overhead"), not yet run there.
 The prompt is prefilled by the eager path. Greedy decoding gives the eager sampler's tokens (tested).
 
-Measured on the project's 2-core CPU ("small" shape, batch 1): slower than the eager sampler, 8.8
-vs 5.8 ms a token at context 256 and 18.1 vs 7.3 at 1024. `scripts/scaling_seqlen.py --backends
-sdpa,sdpa_compiled` measures both.
+Measured on the project's 2-core CPU ("small" shape, batch 1, `scripts/scaling_seqlen.py --size small
+--cost-contexts 256,1024 --backends sdpa,sdpa_compiled`): no faster than the eager sampler at context
+256 (7.5 vs 7.3 ms a token; 8.8 vs 5.8 in another run) and slower at 1024 (19.6 vs 8.5; 18.1 vs 7.3).
 """
 from __future__ import annotations
 
