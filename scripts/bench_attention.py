@@ -9,6 +9,9 @@ Variants: flex (the block-mask kernel as the trainer calls it), flex_contiguous 
 first, so the compiler cannot fuse their producers into the kernel), sdpa_dense (SDPA with the boolean
 mask). The outputs of every variant are checked against sdpa_dense first.
 
+--layouts N first compares flex with SDPA over N different span layouts one after another (outputs
+and gradients), the way the trainer calls the compiled kernel with a new mask every step.
+
 --second-batch N then also calls each compiled layer with N rows (as the mixed objective's no-grad
 target pass does with its caption -> image rows) and times that forward, under torch.compile's
 default (a second shape makes dynamo recompile with symbolic shapes) and under dynamic=False.
@@ -59,6 +62,36 @@ def timed(fn, iters: int) -> float:
     return 1000 * (time.perf_counter() - t) / iters
 
 
+def layouts_agree(layer, rope, args, dev, trials: int = 3) -> None:
+    """The compiled flex layer against SDPA with the dense mask over several span layouts in a row, with
+    padding keys, outputs and input gradients: a block mask captured stale by the compiled kernel
+    would pass the single-layout check below and fail here from the second layout on."""
+    compiled = torch.compile(layer)
+    print("| layout | rel. err output | rel. err input gradient |\n|---|---|---|")
+    for trial in range(trials):
+        g = torch.Generator(device="cpu").manual_seed(trial)
+        ids = torch.zeros(args.batch, args.length, dtype=torch.long)
+        valid = torch.ones(args.batch, args.length, dtype=torch.bool)
+        for i in range(args.batch):
+            start = int(torch.randint(1, args.length - args.image_tokens, (1,), generator=g))
+            ids[i, start:start + args.image_tokens] = 1
+            valid[i, args.length - int(torch.randint(0, 8, (1,), generator=g)):] = False
+        mask = AttnMask.spans(ids.to(dev), valid.to(dev))
+        results = []
+        for name in ("sdpa_dense", "flex"):
+            backend = VARIANTS[name]()
+            prepared = Prepared(backend, backend.prepare(mask, args.batch, args.length, args.length, dev))
+            x = torch.randn(args.batch, args.length, layer.qkv.in_features, device=dev,
+                            generator=torch.Generator(device=dev).manual_seed(100 + trial)).requires_grad_()
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                out = compiled(x, rope, prepared).float()
+            out.square().mean().backward()
+            results.append((out.detach(), x.grad))
+        (o_ref, g_ref), (o, gr) = results
+        rel = lambda a, b: float((a - b).norm() / b.norm())  # noqa: E731
+        print(f"| {trial} | {rel(o, o_ref):.2e} | {rel(gr, g_ref):.2e} |", flush=True)
+
+
 def second_batch(layer, rope, x, mask, args, dev) -> None:
     """Forward time at a second batch size after the first, default compile vs dynamic=False."""
     n = args.second_batch
@@ -88,6 +121,7 @@ def main():
     p.add_argument("--head-dim", type=int, default=64)
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--second-batch", type=int, default=0, help="also time a forward with this many rows")
+    p.add_argument("--layouts", type=int, default=3, help="span layouts checked one after another, flex vs SDPA")
     args = p.parse_args()
     if not torch.cuda.is_available():
         sys.exit("bench_attention needs a CUDA GPU")
@@ -99,6 +133,8 @@ def main():
     mask = AttnMask.spans(span_ids(args.batch, args.length, args.image_tokens, dev))
     x = torch.randn(args.batch, args.length, d, device=dev, requires_grad=True)
     rows, ref = [], None
+    if args.layouts:
+        layouts_agree(layer, rope, args, dev, args.layouts)
     if args.second_batch:
         second_batch(layer, rope, x, mask, args, dev)
     compiled = torch.compile(layer)

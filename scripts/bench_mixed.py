@@ -41,6 +41,11 @@ def shards(mnist: str, text: str, work: Path) -> tuple[str, str]:
     return img, txt
 
 
+def bpb_curve(rows: list[dict], text_tokens) -> list[tuple[int, float]]:
+    """(text tokens seen, validation bits per byte) at every evaluation of a run."""
+    return [(int(text_tokens(r)), r["val/bpb"]) for r in rows if "val/bpb" in r]
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mnist", required=True)
@@ -55,6 +60,9 @@ def main():
                    help="unix time by which the evaluation should end (later caption->image rows are skipped)")
     p.add_argument("--profile", type=int, default=0, metavar="STEPS",
                    help="profile this many mixed training steps (profile.md: host operators and device kernels)")
+    p.add_argument("--text-evals", type=int, default=500, metavar="STEPS",
+                   help="evaluate text bits per byte every this many mixed steps (and the AR-only control at the same "
+                        "shares of its text), so that each model's best is compared: both memorise tinyshakespeare")
     p.add_argument("--smoke", action="store_true", help="tiny settings, to check the pipeline on a CPU")
     p.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE",
                    help="config overrides for the mixed run, e.g. model.attn_backend=sdpa")
@@ -80,7 +88,8 @@ def main():
     summary = train.main(["--objective", "mixed", "--config", str(ROOT / "configs/mixed_mnist.yaml"), "--data", img,
                           "--run-dir", str(mixed_run), "--quiet", f"data.text_path={txt}", f"data.text_eval_path={args.text}",
                           f"data.eval_path={args.mnist}", f"train.time_limit={args.train_seconds}",
-                          f"train.profile_steps={args.profile}", *small, *args.override])
+                          f"train.profile_steps={args.profile}", f"train.eval_every={args.text_evals}",
+                          "sample.eval_images=0", *small, *args.override])
     if (mixed_run / "profile.md").is_file():
         shutil.copy(mixed_run / "profile.md", args.out / "mixed_profile.md")
     res["mixed_train"] = {**summary, "wall_seconds": time.perf_counter() - t}
@@ -113,12 +122,19 @@ def main():
                      f"train.steps={ar_steps}", f"train.lr={cfg.train.lr}", f"train.min_lr={cfg.train.min_lr}",
                      f"train.warmup={ar_warmup}", f"train.lr_decay_steps={ar_decay}", f"train.beta2={cfg.train.beta2}",
                      f"train.weight_decay={cfg.train.weight_decay}", f"train.ema={cfg.train.ema}",
-                     "train.compile=true", f"train.eval_every={ar_steps}", f"train.ckpt_every={ar_steps}", *small])
+                     "train.compile=true", f"train.eval_every={max(1, round(args.text_evals * scale))}",
+                     f"train.ckpt_every={ar_steps}", *small])
     res["ar_only"] = {"steps": ar_steps, "text_tokens": ar_steps * bs * seq_len, "val_bpb": ar.get("val/bpb"),
-                      "warmup": ar_warmup, "lr_decay_steps": ar_decay}
-    res["mixed_text"] = {"text_tokens": text_tokens, "val_bpb": summary.get("val/bpb")}
-    if res["ar_only"]["val_bpb"] and res["mixed_text"]["val_bpb"]:
-        res["bpb_ratio_mixed_over_ar"] = res["mixed_text"]["val_bpb"] / res["ar_only"]["val_bpb"]
+                      "warmup": ar_warmup, "lr_decay_steps": ar_decay,
+                      "bpb_curve": bpb_curve(read_metrics(ar_run), lambda r: r["step"] * bs * seq_len)}
+    res["mixed_text"] = {"text_tokens": text_tokens, "val_bpb": summary.get("val/bpb"),
+                         "bpb_curve": bpb_curve(rows, lambda r: r["data/text_tokens"])}
+    for key in ("val_bpb", "best_bpb"):
+        if key == "best_bpb":
+            for r in (res["ar_only"], res["mixed_text"]):
+                r["best_bpb"] = min((b for _, b in r["bpb_curve"]), default=None)
+        if res["ar_only"][key] and res["mixed_text"][key]:
+            res[f"{key}_ratio_mixed_over_ar"] = res["mixed_text"][key] / res["ar_only"][key]
     log(f"text: mixed {res['mixed_text']}, AR only {res['ar_only']}")
     save()
 
@@ -153,8 +169,13 @@ def main():
     lines = [f"device {res['device']}, attention backend {res['attention_backend']}, caption -> image:",
              markdown_table(c2i, ["steps", "nfe", "n", "fid", "fid_clf", "class_acc", "skipped"])]
     lines.append(f"\nimage->caption accuracy: {res['image_to_caption_acc']:.4f} (N={min(n, len(ev.test))})")
-    lines.append(f"text bits per byte: mixed {res['mixed_text']['val_bpb']}, AR only {res['ar_only']['val_bpb']} "
-                 f"at {text_tokens:,} text tokens; ratio {res.get('bpb_ratio_mixed_over_ar')}")
+    mt, ao = res["mixed_text"], res["ar_only"]
+    lines.append(f"text bits per byte at {text_tokens:,} text tokens: mixed {mt['val_bpb']}, AR only {ao['val_bpb']}, "
+                 f"ratio {res.get('val_bpb_ratio_mixed_over_ar')}")
+    lines.append(f"best text bits per byte over the run: mixed {mt['best_bpb']}, AR only {ao['best_bpb']}, "
+                 f"ratio {res.get('best_bpb_ratio_mixed_over_ar')}")
+    lines.append("text tokens -> bits per byte: mixed " + ", ".join(f"{t:,}: {b:.3f}" for t, b in mt["bpb_curve"])
+                 + "; AR only " + ", ".join(f"{t:,}: {b:.3f}" for t, b in ao["bpb_curve"]))
     lines.append(f"mixed training throughput: {res['mixed_tokens_per_s']} tokens/s")
     lines.append(f"evaluation: caption -> image rows {res['caption_to_image_eval_seconds']:.0f} s, "
                  f"image -> caption {res['image_to_caption_eval_seconds']:.0f} s")
