@@ -47,8 +47,7 @@ class Transformer(nn.Module):
         """h (B, L, d) embedded tokens, pos (B or 1, L, 3) -> hidden states (B, L, d), not normalised."""
         b, l, _ = h.shape
         offset = cache.pos if cache is not None else 0
-        prepared = attention.prepare(self.attn_backend, mask.shifted(offset), b, l, offset + l, h.device,
-                                     cached=cache is not None)
+        prepared = attention.prepare(self.attn_backend, mask.shifted(offset), b, l, offset + l, h.device)
         rope = self.rotary(pos)
         for i, blk in enumerate(self.blocks):
             # the layer index only matters with a cache: leaving it out keeps compiled blocks from

@@ -75,6 +75,10 @@ class TrainConfig:
     compile_mode: str = "regional"  # regional: each block once (fast to compile) | full: the whole loss
     dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16
     device: str = "auto"
+    # intra-op CPU threads of a process that drives a GPU (0: torch's default). Batches are assembled
+    # from tensors just over torch's parallel grain; a thread pool contending with the data-loader
+    # workers for the cores made those few ops cost ~25 ms a mixed step on the H200 host
+    host_threads: int = 1
     seed: int = 0
     time_limit: float = 0.0  # seconds of training; 0 = no limit
     log_every: int = 10

@@ -60,6 +60,8 @@ class Trainer:
         self.ctx = RunContext(cfg, self.device, self.dtype, self.dist.rank, self.dist.world)
         torch.manual_seed(tcfg.seed)  # identical initial weights on every rank (FSDP shards them as they are)
         if self.device.type == "cuda":
+            if tcfg.host_threads > 0:
+                torch.set_num_threads(tcfg.host_threads)
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
 

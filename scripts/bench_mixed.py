@@ -70,7 +70,6 @@ def main():
     import train
     from core.attention import resolve_backend
     from core.device import pick_device
-    from core.masks import AttnMask
     from core.metrics_log import read_metrics
     from scripts.eval_images import evaluate_run
     from scripts.tables import markdown_table
@@ -100,8 +99,7 @@ def main():
     from objectives import get_objective
 
     cfg = load_saved_config(mixed_run / "config.yaml", get_objective)
-    span_mask = AttnMask.spans(torch.ones(1, 2, dtype=torch.long))
-    res["attention_backend"] = resolve_backend(cfg.model.attn_backend, dev, span_mask).name
+    res["attention_backend"] = resolve_backend(cfg.model.attn_backend, dev).name
     res["overrides"] = args.override
     log(f"mixed: {summary}")
     save = lambda: (args.out / "bench_mixed.json").write_text(json.dumps(res, indent=1, default=str))  # noqa: E731

@@ -87,15 +87,12 @@ def test_unavailable_backend_names_usable_ones():
         resolve_backend("flash_attn", torch.device("cpu"))
 
 
-def test_auto_backend_uses_flex_only_for_whole_span_sequences_on_gpu():
-    """Block masks pay off for training over whole interleaved sequences; the samplers' cached chunks
-    (eager, short) take SDPA's dense mask, and the CPU always does."""
-    spans = AttnMask.spans(torch.ones(2, 8, dtype=torch.long))
-    gpu, cpu = torch.device("cuda"), torch.device("cpu")
-    assert resolve_backend("auto", gpu, spans).name == "flex"
-    assert resolve_backend("auto", gpu, spans, cached=True).name == "sdpa"
-    assert resolve_backend("auto", gpu, AttnMask(causal=True)).name == "sdpa"
-    assert resolve_backend("auto", cpu, spans).name == "sdpa"
+def test_auto_backend_is_sdpa_and_flex_is_reached_by_name():
+    """SDPA with the dense span mask measured faster than the flex block mask on the GPU, so 'auto'
+    never picks flex; asking for it by name still gets it."""
+    for dev in (torch.device("cuda"), torch.device("cpu")):
+        assert resolve_backend("auto", dev).name == "sdpa"
+    assert resolve_backend("flex", torch.device("cpu")).name == "flex"
 
 
 def _sets(num: torch.Tensor, idx: torch.Tensor) -> list:
