@@ -21,6 +21,7 @@ from modalities.shard_writer import DIGIT_WORDS, brace_pattern, caption_of, writ
 from modalities.shards import ShardStream, StreamReader, image_text_decoder, text_decoder
 from modalities.task import TASKS, Task
 from modalities.text_data import DataError, bits_per_byte, mean_window_loss, read_text_file, split_text, tile_windows
+from modalities.text_windows import TextWindows
 from modalities.tokenizers import build_tokenizer, load_tokenizer
 
 DIGIT_PATTERN = re.compile(r"\b(" + "|".join(DIGIT_WORDS) + r"|\d)\b")
@@ -77,10 +78,10 @@ class MixedTask(Task):
                             for s in first) else 3
         self.images = StreamReader(ShardStream(pattern, image_text_decoder(self.size, channels), rank, world,
                                                cfg.train.seed, d.shuffle_buffer), d.num_workers)
-        self.texts = None
+        text_docs = None
         if d.text_path and d.text_ratio > 0:
-            self.texts = StreamReader(ShardStream(d.text_path, text_decoder, rank, world, cfg.train.seed + 1,
-                                                  d.shuffle_buffer), d.num_workers)
+            text_docs = StreamReader(ShardStream(d.text_path, text_decoder, rank, world, cfg.train.seed + 1,
+                                                 d.shuffle_buffer), d.num_workers)
         tok_file = Path(run_dir) / "tokenizer.json"
         if resuming and tok_file.is_file():
             self.tokenizer = load_tokenizer(run_dir)
@@ -98,6 +99,7 @@ class MixedTask(Task):
         self.channels = channels
         self.layout = MixedLayout(o.caption_len, self.size // d.patch_size)
         self.tokens_per_sample = self.layout.seq_len
+        self.texts = TextWindows(text_docs, self.tokenizer, self.layout.seq_len) if text_docs else None
         self.truncated = 0
         self.eval_sets = None
         self._evaluator = None
@@ -145,31 +147,30 @@ class MixedTask(Task):
     def _text_batch(self, batch_size: int) -> dict:
         length = self.layout.seq_len
         tokens = torch.full((batch_size, length + 1), self.tokenizer.pad, dtype=torch.long)
-        for i, s in enumerate(self.texts.take(batch_size)):
-            ids = [self.tokenizer.bos, *self.tokenizer.encode(s["text"])][:length + 1]
+        for i, ids in enumerate(self.texts.take(batch_size)):
             tokens[i, :len(ids)] = torch.tensor(ids)
         targets = tokens[:, 1:].clone()
         targets[targets == self.tokenizer.pad] = IGNORE
         return {"kind": "text", "tokens": tokens[:, :-1], "targets": targets}
 
     def data_state(self) -> dict:
-        return {"images": self.images.consumed, "texts": self.texts.consumed if self.texts else 0,
+        return {"images": self.images.consumed, "texts": self.texts.state() if self.texts else {},
                 "truncated_captions": self.truncated}
 
     @property
     def text_tokens_seen(self) -> int:
         """Tokens of text-only sequences trained on so far (for equal-text-budget comparisons)."""
-        return (self.texts.consumed if self.texts else 0) * self.layout.seq_len
+        return (self.texts.windows_taken if self.texts else 0) * self.layout.seq_len
 
     def load_data_state(self, state: dict) -> None:
         self.images.skip_to(state.get("images", 0))
         if self.texts is not None:
-            self.texts.skip_to(state.get("texts", 0))
+            self.texts.load_state(state.get("texts", {}))
         self.truncated = state.get("truncated_captions", 0)
 
     def stream_stats(self) -> dict:
         out = {"data/truncated_captions": self.truncated, "data/text_tokens": self.text_tokens_seen}
-        skipped = self.images.skipped + (self.texts.skipped if self.texts else Counter())
+        skipped = self.images.skipped + (self.texts.reader.skipped if self.texts else Counter())
         out["data/skipped_samples"] = sum(skipped.values())
         return out
 

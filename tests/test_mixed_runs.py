@@ -36,8 +36,13 @@ def test_default_mixed_run_writes_shards_and_trains(tmp_path):
 
 
 def test_resume_continues_the_stream(tmp_path):
+    """Images and text windows: the text documents (200 characters) span several windows, so the
+    checkpoints fall inside a document."""
     run, straight = tmp_path / "r", tmp_path / "s"
-    common = ["--objective", "mixed", "--quiet", "train.eval_every=0", "train.ckpt_every=2", *TINY]
+    text = "".join(f"line {i}: to be, or not to be.\n" for i in range(400))
+    text_shards = brace_pattern(write_text_shards(text, str(tmp_path / "t-%06d.tar"), 200, 10))
+    common = ["--objective", "mixed", "--quiet", "train.eval_every=0", "train.ckpt_every=2", *TINY,
+              f"data.text_path={text_shards}", "data.text_ratio=0.5"]
     train.main([*common, "--run-dir", str(run), "train.steps=4"])
     summary = train.main(["--run-dir", str(run), "--resume", "--quiet", "train.steps=6"])
     assert summary["step"] == 6
@@ -45,7 +50,7 @@ def test_resume_continues_the_stream(tmp_path):
     train.main([*common, "--run-dir", str(straight), "train.steps=6"])
     last = lambda r: sorted((r / "ckpt").glob("step_*"))[-1]  # noqa: E731
     data = lambda r: json.loads((last(r) / "meta.json").read_text())["trainer"]["data"]  # noqa: E731
-    assert data(run) == data(straight) and data(run)["images"] > 0
+    assert data(run) == data(straight) and data(run)["images"] > 0 and data(run)["texts"]["windows"] > 0
     a, b = load_file(str(last(run) / "model.safetensors")), load_file(str(last(straight) / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
