@@ -32,6 +32,9 @@ class ModelConfig:
     init_std: float = 0.02
     tie_embeddings: bool = True
     attn_backend: str = "auto"  # auto | sdpa | flex | flash_attn | xformers
+    # interleaved sequences: an image is also modulated (adaLN) by the mean input embedding of the text
+    # before it, the caption as one vector, besides attending to it
+    prefix_condition: bool = False
 
 
 @dataclass

@@ -61,6 +61,11 @@ class Model(nn.Module):
             if has_image else None
         )
         self.embed_drop = nn.Dropout(cfg.dropout)
+        self.prefix_cond = None
+        if cfg.prefix_condition and self.text is not None and self.image is not None:
+            self.prefix_cond = nn.Linear(d, d)
+            nn.init.zeros_(self.prefix_cond.weight)  # starts as the model without it
+            nn.init.zeros_(self.prefix_cond.bias)
 
     # --- entry point -------------------------------------------------------------------------
     def forward(self, mode: str, **inputs):

@@ -48,9 +48,12 @@ class ImageCodec(nn.Module):
     def num_tokens(self) -> int:
         return self.grid * self.grid
 
-    def condition(self, noise_t: torch.Tensor, noise_s: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """(B,) inputs -> SiLU(emb(t) + emb(s) + emb(label)) of shape (B, cond_dim)."""
+    def condition(self, noise_t: torch.Tensor, noise_s: torch.Tensor, labels: torch.Tensor | None,
+                  extra: torch.Tensor | None = None) -> torch.Tensor:
+        """(B,) inputs -> SiLU(emb(t) + emb(s) + emb(label) [+ extra]) of shape (B, cond_dim)."""
         c = self.t_embed(noise_t) + self.s_embed(noise_s)
+        if extra is not None:
+            c = c + extra
         if self.label_embed is not None:
             if labels is None:
                 labels = torch.full_like(noise_t, self.label_embed.null, dtype=torch.long)

@@ -13,22 +13,37 @@ def _gather_index(image_start: torch.Tensor, n: int, d: int) -> torch.Tensor:
     return idx[..., None].expand(-1, -1, d)
 
 
+def prefix_condition(model, embedded: torch.Tensor, in_prefix: torch.Tensor) -> torch.Tensor | None:
+    """The text before each image (BOS, caption, BOI) as one conditioning vector: its mean input
+    embedding, projected. ``embedded`` (B, L, d) token embeddings, ``in_prefix`` (B, L) bool. None
+    when the model has no prefix conditioning. An empty caption (BOS BOI) is the guidance null."""
+    if model.prefix_cond is None:
+        return None
+    m = in_prefix[..., None].to(embedded.dtype)
+    return model.prefix_cond((embedded * m).sum(1) / m.sum(1).clamp(min=1))
+
+
 def mixed_forward(model, tokens: torch.Tensor | None, pos: torch.Tensor, span_ids: torch.Tensor, images: torch.Tensor,
                   noise_t: torch.Tensor, noise_s: torch.Tensor, key_valid: torch.Tensor | None = None,
-                  image_start: torch.Tensor | None = None, targets: torch.Tensor | None = None, cache=None):
+                  image_start: torch.Tensor | None = None, targets: torch.Tensor | None = None, cache=None,
+                  prefix: torch.Tensor | None = None):
     """-> (text logits, or mean cross-entropy when targets are given, or None; image output G).
 
     With ``tokens`` the sequence holds text with one image span per row starting at ``image_start``.
     Without, the input is just the image span, appended after whatever ``cache`` holds; ``span_ids`` and
-    ``key_valid`` then describe the whole (cached + new) sequence.
+    ``key_valid`` then describe the whole (cached + new) sequence, and ``prefix`` is the cached text's
+    ``prefix_condition`` (when the model has one).
     """
     img = model.image.tokens(images)
     b, n, d = img.shape
-    cond = model.image.condition(noise_t, noise_s, None)[:, None, :]
+    if tokens is not None:
+        h = model.text.embed_tokens(tokens)
+        in_prefix = torch.arange(tokens.shape[1], device=tokens.device) < image_start[:, None]
+        prefix = prefix_condition(model, h, in_prefix if key_valid is None else in_prefix & key_valid)
+    cond = model.image.condition(noise_t, noise_s, None, prefix)[:, None, :]
     if tokens is None:
         h, mod, idx = img, Modulation(cond), None
     else:
-        h = model.text.embed_tokens(tokens)
         idx = _gather_index(image_start, n, d)
         h = h.scatter(1, idx, img.to(h.dtype))
         token_mask = torch.zeros(h.shape[:2], device=h.device, dtype=h.dtype).scatter(1, idx[..., 0], 1.0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from modalities.mixed_forward import prefix_condition
 from modalities.mixed_sequence import image_positions, positions
 from objectives.paths import guide
 from samplers import SAMPLERS
@@ -41,6 +42,7 @@ def caption_to_image(model, objective, captions: list[list[int]], tok, steps: in
     p = tokens.shape[1]
     cache = model.new_cache(len(rows), p + n_img)
     model("text", tokens=tokens, pos=pos, key_valid=valid, cache=cache)
+    prefix = prefix_condition(model, model.text.embed_tokens(tokens), valid)
     span = torch.cat([torch.zeros_like(tokens), torch.ones((len(rows), n_img), dtype=torch.long, device=device)], 1)
     key_valid = torch.cat([valid, torch.ones((len(rows), n_img), dtype=torch.bool, device=device)], 1)
     img_pos = image_positions(lengths, grid)
@@ -52,7 +54,7 @@ def caption_to_image(model, objective, captions: list[list[int]], tok, steps: in
         x_in, nt, ns = param.network_inputs(x, s, t)
         reps = 2 if guided else 1
         _, g = model("mixed", tokens=None, pos=img_pos, span_ids=span, key_valid=key_valid, images=x_in.repeat(reps, 1, 1, 1),
-                     noise_t=nt.repeat(reps), noise_s=ns.repeat(reps), cache=cache)
+                     noise_t=nt.repeat(reps), noise_s=ns.repeat(reps), cache=cache, prefix=prefix)
         cache.truncate(p)
         g = guide(g, guidance) if guided else g.float()
         x, x_t = param.combine(x, g, s, t), x

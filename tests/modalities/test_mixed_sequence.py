@@ -1,8 +1,10 @@
+import pytest
 import torch
 
 from core.config import ModelConfig
 from core.masks import AttnMask
 from core.model import Model, ModelSpec
+from modalities.mixed_forward import prefix_condition
 from modalities.mixed_sequence import IGNORE, MixedLayout, pack_batch
 from modalities.tokenizers import ByteTokenizer
 
@@ -10,9 +12,9 @@ TOK = ByteTokenizer()
 LAYOUT = MixedLayout(caption_len=6, grid=2)  # 4 patches per image, 8x8 images with patch 4
 
 
-def model(seed=0, backend="auto"):
+def model(seed=0, backend="auto", prefix=False):
     torch.manual_seed(seed)
-    m = Model(ModelConfig(size="tiny", n_layer=2, d_model=64, n_head=4, attn_backend=backend),
+    m = Model(ModelConfig(size="tiny", n_layer=2, d_model=64, n_head=4, attn_backend=backend, prefix_condition=prefix),
               ModelSpec(vocab_size=TOK.vocab_size, image_channels=1, image_size=8, patch_size=4))
     for p in m.parameters():
         torch.nn.init.normal_(p, std=0.1)
@@ -143,16 +145,37 @@ def test_cached_image_to_caption_matches_uncached():
         torch.testing.assert_close(step[:, 0], full_logits[:, i], atol=1e-5, rtol=1e-5)
 
 
-def test_cached_caption_to_image_matches_uncached():
-    m = model()
+@pytest.mark.parametrize("prefix", [False, True])
+def test_cached_caption_to_image_matches_uncached(prefix):
+    m = model(prefix=prefix)
     b = batch(("c2i",))
     _, full_g = run(m, b)
     start = int(b["image_start"][0])
     n = LAYOUT.n_image
     cache = m.new_cache(1, LAYOUT.seq_len)
     m("text", tokens=b["tokens"][:, :start], pos=b["pos"][:, :start], cache=cache)
+    text = b["tokens"][:, :start]
+    pooled = prefix_condition(m, m.text.embed_tokens(text), torch.ones_like(text, dtype=torch.bool))
+    assert (pooled is not None) == prefix
     for _ in range(2):  # the same prefix serves every refinement step
         _, g = m("mixed", tokens=None, pos=b["pos"][:, start:start + n], span_ids=b["span_ids"][:, :start + n],
-                 images=b["images"], noise_t=b["noise_t"], noise_s=b["noise_s"], cache=cache)
+                 images=b["images"], noise_t=b["noise_t"], noise_s=b["noise_s"], cache=cache, prefix=pooled)
         cache.truncate(start)
         torch.testing.assert_close(g, full_g, atol=1e-5, rtol=1e-5)
+
+
+def test_prefix_condition_pools_only_the_text_before_the_image():
+    """An image -> caption row's caption comes after its image: changing it must not reach the image
+    (pooling it would hand the answer to the image tokens). The caption before a caption -> image
+    row's image does reach it through the pooled vector, beyond attention."""
+    m = model(prefix=True)
+    b = batch(("i2c",))
+    after = copy(b)
+    eoi = int(b["image_start"][0]) + LAYOUT.n_image
+    after["tokens"][0, eoi + 1:] = TOK.encode("z")[0]
+    torch.testing.assert_close(run(m, after)[1], run(m, b)[1], atol=0, rtol=0)
+    c2i = batch(("c2i",))
+    plain = model(prefix=True)
+    torch.nn.init.zeros_(plain.prefix_cond.weight)
+    torch.nn.init.zeros_(plain.prefix_cond.bias)
+    assert not torch.allclose(run(m, c2i)[1], run(plain, c2i)[1])
