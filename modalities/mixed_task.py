@@ -125,13 +125,12 @@ class MixedTask(Task):
             return self._text_batch(batch_size)
         o = self.cfg.objective
         samples = self.images.take(batch_size)
-        directions, captions = [], []
-        # a fixed number of caption -> image groups per batch, at random places: the objective's
-        # no-grad target pass over those rows then keeps one shape, and one compiled graph
+        captions = []
+        # a fixed number of caption -> image groups per batch, first (the samples arrive shuffled): the
+        # objective's no-grad target pass over those rows then keeps one shape, and one compiled graph
         groups = batch_size // o.M
-        noised = set(rng.sample(range(groups), round(o.p_caption_to_image * groups)))
-        for g in range(groups):
-            directions += [CAPTION_TO_IMAGE if g in noised else IMAGE_TO_CAPTION] * o.M
+        noised = round(o.p_caption_to_image * groups)
+        directions = [CAPTION_TO_IMAGE] * (noised * o.M) + [IMAGE_TO_CAPTION] * ((groups - noised) * o.M)
         for s, d in zip(samples, directions):
             ids = self.tokenizer.encode(s["caption"])
             if len(ids) > o.caption_len:

@@ -26,6 +26,14 @@ class MixedConfig(IMMConfig):
     caption_len: int = 32  # caption tokens kept; longer captions are truncated and counted
 
 
+def caption_to_image_rows(noised: list[bool], m: int) -> int:
+    """How many rows lead the batch as caption -> image (noised) rows, a whole number of groups."""
+    n = sum(noised)
+    if any(noised[n:]) or n % m:
+        raise ValueError(f"a mixed batch must hold its caption -> image rows first, in whole groups of M={m}")
+    return n
+
+
 @OBJECTIVES.register("mixed")
 class MixedObjective:
     Config = MixedConfig
@@ -53,29 +61,27 @@ class MixedObjective:
         cfg, m = self.cfg, self.cfg.M
         x = batch["images"]
         b, dev = x.shape[0], x.device
-        # directions are decided on the host (a list), so selecting rows needs no device-to-host sync
-        noisy_g = torch.tensor(batch["noised"], dtype=torch.bool).view(-1, m)[:, 0]
+        # caption -> image rows come first (a host list, the same every step): selecting them is a
+        # slice, with no device-to-host sync and nothing for torch.compile to recompile on
+        n = caption_to_image_rows(batch["noised"], m)
         rng = batch_rng(batch, dev)
-        zero = torch.zeros(b // m, dtype=torch.float64)
-        s_g, r_g, t_g = (to_device(torch.where(noisy_g, v, zero), dev)  # clean rows: t = s = 0
-                         for v in sample_times(b // m, cfg, rng))
-        s, r, t = (v.repeat_interleave(m) for v in (s_g, r_g, t_g))
+        s_g, r_g, t_g = (to_device(v, dev) for v in sample_times(n // m, cfg, rng))
+        clean = torch.zeros(b - n, dtype=torch.float64, device=dev)  # image -> caption rows: t = s = 0
+        s, r, t = (torch.cat([v.repeat_interleave(m), clean]) for v in (s_g, r_g, t_g))
         eps = rng.normal_like(x) * cfg.sigma_d
         x_t = interpolate(x, eps, t, cfg.schedule)
         text_loss, g = self._forward(model, batch, x_t, s, t, batch["targets"])
         out = {"ar_loss": text_loss.detach()}
         imm = torch.zeros((), device=dev)
-        if bool(noisy_g.any()):
-            keep = to_device(noisy_g.nonzero().squeeze(1), dev)
-            rows = (keep[:, None] * m + torch.arange(m, device=dev)).flatten()
-            s_n, r_n, t_n, x_tn = s[rows], r[rows], t[rows], x_t[rows]
-            y_t = self.param.combine(x_tn, g[rows], s_n, t_n)
-            x_r = ddim(x_tn, x[rows], t_n, r_n, cfg.schedule)
+        if n:
+            s_n, r_n, t_n, x_tn = s[:n], r[:n], t[:n], x_t[:n]
+            y_t = self.param.combine(x_tn, g[:n], s_n, t_n)
+            x_r = ddim(x_tn, x[:n], t_n, r_n, cfg.schedule)
             with torch.no_grad():
-                sub = {k: v[rows] for k, v in batch.items() if torch.is_tensor(v) and v.dim() > 0 and k != "images"}
+                sub = {k: v[:n] for k, v in batch.items() if torch.is_tensor(v) and v.dim() > 0 and k != "images"}
                 _, g_r = self._forward(model, sub, x_r, s_n, r_n, None)
                 y_r = self.param.combine(x_r, g_r, s_n, r_n)
-            imm, _ = imm_loss(y_t, y_r, s_g[keep], t_g[keep], cfg)
+            imm, _ = imm_loss(y_t, y_r, s_g, t_g, cfg)
             out["imm_loss"] = imm.detach()
         return {"loss": text_loss + cfg.lam * imm, **out}
 

@@ -1,5 +1,9 @@
+from pathlib import Path
+
+import pytest
 import torch
 
+from core.batch_rng import BatchRNG
 from core.config import ModelConfig
 from core.model import Model, ModelSpec
 from modalities.mixed_sequence import MixedLayout, pack_batch
@@ -51,3 +55,42 @@ def test_text_only_batches_train_next_token_loss():
     logits = m("text", tokens=tokens[:, :-1])
     ref = torch.nn.functional.cross_entropy(logits.flatten(0, 1), tokens[:, 1:].flatten())
     torch.testing.assert_close(out["loss"], ref)
+
+
+def test_caption_to_image_rows_must_lead_the_batch():
+    m, b = setup(["i2c"] * 2 + ["c2i"] * 2)
+    with pytest.raises(ValueError, match="caption -> image rows first"):
+        MixedObjective(MixedConfig(M=2), SPEC)(m, b)
+
+
+def test_compiled_objective_does_not_recompile_from_batch_to_batch():
+    """The direction layout is a host list the compiled loss guards on; with the caption -> image rows
+    always first it is the same list every step, so new images, captions and times reuse the graphs."""
+    from torch._dynamo.testing import CompileCounter
+
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    obj = MixedObjective(MixedConfig(M=2), SPEC)
+    compiled = torch.compile(obj.__call__, backend=counter)
+    frames = []
+    for seed in range(3):
+        m, b = setup(["c2i"] * 2 + ["i2c"] * 2)
+        torch.manual_seed(seed)
+        b["images"] = torch.randn_like(b["images"])
+        b["rng"] = BatchRNG(seed, seed, 0, 0, 1, torch.device("cpu"))
+        compiled(m, b)["loss"].backward()
+        frames.append(counter.frame_count)
+    torch._dynamo.reset()
+    assert frames[0] > 0 and frames[1] == frames[0] and frames[2] == frames[0]
+
+
+def test_task_batches_lead_with_the_same_caption_to_image_rows(tmp_path):
+    """The training batches keep one direction layout, caption -> image groups first, whatever the step."""
+    from core.config import build_config
+    from modalities.mixed_task import MixedTask
+
+    cfg = build_config("mixed", MixedConfig, [Path(__file__).resolve().parents[2] / "configs" / "mixed.yaml"], ["train.batch_size=16", "data.num_workers=0"])
+    task = MixedTask(cfg, tmp_path, resuming=False)
+    layouts = [task.train_batch(step, 0, 16)["noised"] for step in range(4)]
+    assert all(layout == layouts[0] for layout in layouts)
+    assert layouts[0] == [True] * 12 + [False] * 4  # p_caption_to_image 0.75 of 4 groups of M = 4
