@@ -56,6 +56,8 @@ def main():
     p.add_argument("--train-seconds", type=float, default=360)
     p.add_argument("--n", type=int, default=10000, help="samples for FID and image->caption accuracy")
     p.add_argument("--guidance", type=float, default=1.5)
+    p.add_argument("--guidance-sweep", default="", metavar="W,W",
+                   help="also evaluate caption -> image at 4 steps with these guidance weights (mixed_guidance.csv)")
     p.add_argument("--end-time", type=float, default=0,
                    help="unix time by which the evaluation should end (later caption->image rows are skipped)")
     p.add_argument("--profile", type=int, default=0, metavar="STEPS",
@@ -150,6 +152,16 @@ def main():
 
     write_table(c2i, args.out, "mixed_eval")  # rows that scripts/report.py --from-csv reads
     save()
+    sweep = []
+    for w in [float(v) for v in args.guidance_sweep.split(",") if v]:
+        left = max(1.0, budget - (time.perf_counter() - t)) if budget else 0.0
+        rows, _ = evaluate_run(mixed_run, [("caption_to_image", 4, n)], w, 500, args.inception, args.mnist,
+                               evaluator=ev, compile=not args.smoke, quiet=True, time_budget=left)
+        sweep += rows
+    if sweep:
+        res["caption_to_image_guidance"] = sweep
+        write_table(sweep, args.out, "mixed_guidance")
+        save()
     from core.context import RunContext
     from core.device import pick_dtype
     from core.loading import load_run
@@ -166,6 +178,9 @@ def main():
     save()
     lines = [f"device {res['device']}, attention backend {res['attention_backend']}, caption -> image:",
              markdown_table(c2i, ["steps", "nfe", "n", "fid", "fid_clf", "class_acc", "skipped"])]
+    if sweep:
+        lines += ["\ncaption -> image at 4 steps by guidance weight:",
+                  markdown_table(sweep, ["guidance", "steps", "nfe", "n", "fid", "fid_clf", "class_acc", "skipped"])]
     lines.append(f"\nimage->caption accuracy: {res['image_to_caption_acc']:.4f} (N={min(n, len(ev.test))})")
     mt, ao = res["mixed_text"], res["ar_only"]
     lines.append(f"text bits per byte at {text_tokens:,} text tokens: mixed {mt['val_bpb']}, AR only {ao['val_bpb']}, "
