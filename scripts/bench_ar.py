@@ -56,7 +56,7 @@ def phase_check(dev) -> dict:
     fb = FlexBackend()
     out = fb.attend(q, k, v, fb.prepare(mask, b, l, l, dev)).float()
     flex_err = ((out - ref).norm() / ref.norm()).item()
-    # gradients too (the mixed objective trains through flex): float32 q, k beside bf16 v, as under autocast
+    # gradients too (mixed runs train through flex with model.attn_backend=flex): float32 q, k beside bf16 v, as under autocast
     grads = []
     for backend, dtype in ((SDPABackend(), torch.float32), (fb, None)):
         qq, kk, vv = (t.float().requires_grad_() for t in (q, k, v))
