@@ -7,6 +7,7 @@ model on the first 292 of every 2,048 characters of tinyshakespeare.
 """
 from __future__ import annotations
 
+from modalities.text_data import DataError
 from modalities.tokenizers import Tokenizer
 
 
@@ -47,6 +48,9 @@ class TextWindows:
         return {"documents": self.reader.consumed, "used": self.used, "windows": self.windows_taken}
 
     def load_state(self, state: dict) -> None:
+        if not isinstance(state, dict):  # a count of documents: one window each, from before windows
+            raise DataError("this checkpoint's text position predates text windows and cannot be restored "
+                             "exactly; start a new run (or resume without data.text_path)")
         docs, used = state.get("documents", 0), state.get("used", 0)
         if docs > 0:
             self.reader.skip_to(docs - 1)

@@ -1,5 +1,8 @@
 """Text windows: every token of a document is trained on once, and a resume inside a document
 continues with the same windows."""
+import pytest
+
+from modalities.text_data import DataError
 from modalities.text_windows import TextWindows, document_windows
 from modalities.tokenizers import ByteTokenizer
 
@@ -44,3 +47,9 @@ def test_resume_inside_a_document_continues_the_windows():
     assert resumed.windows_taken == 30
     # the first window of a document starts with BOS, a continuation does not
     assert expected[0][0] == tok.bos and expected[1][0] != tok.bos
+
+
+def test_a_document_count_from_an_older_checkpoint_is_refused():
+    windows = TextWindows(ListReader(["some text"]), ByteTokenizer(), 8)
+    with pytest.raises(DataError, match="predates text windows"):
+        windows.load_state(12)
