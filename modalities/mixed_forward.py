@@ -13,12 +13,13 @@ def _gather_index(image_start: torch.Tensor, n: int, d: int) -> torch.Tensor:
     return idx[..., None].expand(-1, -1, d)
 
 
-def prefix_condition(model, embedded: torch.Tensor, in_prefix: torch.Tensor) -> torch.Tensor | None:
+def prefix_condition(model, tokens: torch.Tensor, in_prefix: torch.Tensor) -> torch.Tensor | None:
     """The text before each image (BOS, caption, BOI) as one conditioning vector: its mean input
-    embedding, projected. ``embedded`` (B, L, d) token embeddings, ``in_prefix`` (B, L) bool. None
-    when the model has no prefix conditioning. An empty caption (BOS BOI) is the guidance null."""
+    embedding, projected. ``tokens`` (B, L), ``in_prefix`` (B, L) bool. None when the model has no
+    prefix conditioning. An empty caption (BOS BOI) is the guidance null."""
     if model.prefix_cond is None:
         return None
+    embedded = model.text.embed_tokens(tokens)
     m = in_prefix[..., None].to(embedded.dtype)
     return model.prefix_cond((embedded * m).sum(1) / m.sum(1).clamp(min=1))
 
@@ -36,14 +37,14 @@ def mixed_forward(model, tokens: torch.Tensor | None, pos: torch.Tensor, span_id
     """
     img = model.image.tokens(images)
     b, n, d = img.shape
-    if tokens is not None:
-        h = model.text.embed_tokens(tokens)
+    if tokens is not None and model.prefix_cond is not None:  # no mask building on the usual path
         in_prefix = torch.arange(tokens.shape[1], device=tokens.device) < image_start[:, None]
-        prefix = prefix_condition(model, h, in_prefix if key_valid is None else in_prefix & key_valid)
+        prefix = prefix_condition(model, tokens, in_prefix if key_valid is None else in_prefix & key_valid)
     cond = model.image.condition(noise_t, noise_s, None, prefix)[:, None, :]
     if tokens is None:
         h, mod, idx = img, Modulation(cond), None
     else:
+        h = model.text.embed_tokens(tokens)
         idx = _gather_index(image_start, n, d)
         h = h.scatter(1, idx, img.to(h.dtype))
         token_mask = torch.zeros(h.shape[:2], device=h.device, dtype=h.dtype).scatter(1, idx[..., 0], 1.0)

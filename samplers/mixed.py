@@ -42,7 +42,7 @@ def caption_to_image(model, objective, captions: list[list[int]], tok, steps: in
     p = tokens.shape[1]
     cache = model.new_cache(len(rows), p + n_img)
     model("text", tokens=tokens, pos=pos, key_valid=valid, cache=cache)
-    prefix = prefix_condition(model, model.text.embed_tokens(tokens), valid)
+    prefix = prefix_condition(model, tokens, valid)
     span = torch.cat([torch.zeros_like(tokens), torch.ones((len(rows), n_img), dtype=torch.long, device=device)], 1)
     key_valid = torch.cat([valid, torch.ones((len(rows), n_img), dtype=torch.bool, device=device)], 1)
     img_pos = image_positions(lengths, grid)

@@ -129,10 +129,9 @@ def main():
                       "bpb_curve": bpb_curve(read_metrics(ar_run), lambda r: r["step"] * bs * seq_len)}
     res["mixed_text"] = {"text_tokens": text_tokens, "val_bpb": summary.get("val/bpb"),
                          "bpb_curve": bpb_curve(rows, lambda r: r["data/text_tokens"])}
+    for r in (res["ar_only"], res["mixed_text"]):
+        r["best_bpb"] = min((b for _, b in r["bpb_curve"]), default=None)
     for key in ("val_bpb", "best_bpb"):
-        if key == "best_bpb":
-            for r in (res["ar_only"], res["mixed_text"]):
-                r["best_bpb"] = min((b for _, b in r["bpb_curve"]), default=None)
         if res["ar_only"][key] and res["mixed_text"][key]:
             res[f"{key}_ratio_mixed_over_ar"] = res["mixed_text"][key] / res["ar_only"][key]
     log(f"text: mixed {res['mixed_text']}, AR only {res['ar_only']}")

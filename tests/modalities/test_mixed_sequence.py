@@ -155,7 +155,7 @@ def test_cached_caption_to_image_matches_uncached(prefix):
     cache = m.new_cache(1, LAYOUT.seq_len)
     m("text", tokens=b["tokens"][:, :start], pos=b["pos"][:, :start], cache=cache)
     text = b["tokens"][:, :start]
-    pooled = prefix_condition(m, m.text.embed_tokens(text), torch.ones_like(text, dtype=torch.bool))
+    pooled = prefix_condition(m, text, torch.ones_like(text, dtype=torch.bool))
     assert (pooled is not None) == prefix
     for _ in range(2):  # the same prefix serves every refinement step
         _, g = m("mixed", tokens=None, pos=b["pos"][:, start:start + n], span_ids=b["span_ids"][:, :start + n],
