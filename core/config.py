@@ -76,6 +76,9 @@ class TrainConfig:
     ema: float = 0.0  # EMA decay; 0 turns EMA off
     compile: bool = False
     compile_mode: str = "regional"  # regional: each block once (fast to compile) | full: the whole loss
+    # coordinate-descent search of the generated kernels' block sizes: a slower compile for faster
+    # normalisation, rotary and cross-entropy kernels (scripts/bench_ar.py measures it)
+    compile_tuning: bool = False
     dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16
     device: str = "auto"
     # intra-op CPU threads of a process that drives a GPU (0: torch's default). Batches are assembled

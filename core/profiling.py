@@ -25,6 +25,36 @@ def top_table(prof, steps: int, device: bool, rows: int = 15) -> str:
     for e in events[:rows]:
         name = e.key if len(e.key) <= 90 else e.key[:87] + "..."
         lines.append(f"| `{name}` | {e.count / steps:.0f} | {time_of(e) / steps / 1000:.3f} | {time_of(e) / total:.1%} |")
+    if device:
+        lines += ["", category_table([(e.key, time_of(e)) for e in events], steps, total)]
+    return "\n".join(lines)
+
+
+# kernel-name fragments by what the kernel does (cuBLAS/cuDNN/Triton names on Hopper)
+CATEGORIES = (("attention", ("sdpa", "flash", "fmha", "attention")),
+              ("matmul", ("nvjet", "gemm", "cutlass", "xmma", "sm90_", "mm_")),
+              ("optimizer", ("optimizer", "adam", "multi_tensor")),
+              ("fused elementwise / reduction (Triton)", ("triton",)))
+
+
+def kernel_category(name: str) -> str:
+    low = name.lower()
+    for label, keys in CATEGORIES:
+        if any(k in low for k in keys):
+            return label
+    return "other"
+
+
+def category_table(timed: list[tuple[str, float]], steps: int, total: float) -> str:
+    """Device time per step by kind of kernel: where two models differ at a glance."""
+    sums: dict[str, list[float]] = {}
+    for name, us in timed:
+        s = sums.setdefault(kernel_category(name), [0.0, 0])
+        s[0] += us
+        s[1] += 1
+    lines = ["| kind of kernel | kernels | ms/step | share |", "|---|---|---|---|"]
+    for label, (us, n) in sorted(sums.items(), key=lambda kv: -kv[1][0]):
+        lines.append(f"| {label} | {n} | {us / steps / 1000:.3f} | {us / total:.1%} |")
     return "\n".join(lines)
 
 

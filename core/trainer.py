@@ -112,9 +112,12 @@ class Trainer:
 
     def _wrap(self, model):
         """Compile (per block, or the whole loss function) and then wrap for data parallelism."""
+        from core.compile_tuning import set_kernel_tuning
         from core.parallel import wrap_model
 
         tcfg = self.cfg.train
+        if tcfg.compile:
+            set_kernel_tuning(tcfg.compile_tuning)
         if tcfg.compile and tcfg.compile_mode == "regional":
             model.compile_regions()
         elif tcfg.compile and tcfg.compile_mode != "full":

@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from core.compile_tuning import set_kernel_tuning  # noqa: E402
 from core.config import ModelConfig, TrainConfig  # noqa: E402
 from core.metrics_log import read_metrics  # noqa: E402
 from core.model import Model, ModelSpec  # noqa: E402
@@ -177,6 +178,8 @@ THROUGHPUT_VARIANTS = {
     "ours_regional": "our backbone, compiled blocks (the trainer's default)",
     "ours_full": "our backbone, torch.compile of the whole loss",
     "ours_autotune": "our backbone, compiled blocks with mode=max-autotune-no-cudagraphs",
+    "ours_tuned": "our backbone, compiled blocks with coordinate-descent kernel tuning (train.compile_tuning)",
+    "ours_full_tuned": "our backbone, the whole loss compiled with coordinate-descent kernel tuning",
     "ours_no_qk_norm": "our backbone without QK-norm (diagnostic: what QK-norm costs)",
 }
 
@@ -188,6 +191,7 @@ def phase_throughput(dev, variants=("reference", "ours_regional", "ours_full"), 
     for name in variants:
         torch.manual_seed(0)
         torch._dynamo.reset()
+        set_kernel_tuning(name.endswith("_tuned"))
         if name == "reference":
             model = PlainGPT(vocab, ctx, 12, 12, 768).to(dev)
             opt = plain_optimizer(model, 6e-4, (0.9, 0.95), 0.1, fused=True)
@@ -202,7 +206,7 @@ def phase_throughput(dev, variants=("reference", "ours_regional", "ours_full"), 
             model = Model(mcfg, ModelSpec(vocab_size=vocab)).to(dev)
             opt = build_optimizer(model, TrainConfig(lr=6e-4), dev)
             obj = AutoregressiveObjective(ARConfig())
-            if name == "ours_full":
+            if name.startswith("ours_full"):
                 compiled = torch.compile(obj.__call__)
             else:
                 model.compile_regions("max-autotune-no-cudagraphs" if name == "ours_autotune" else None)
