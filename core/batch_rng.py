@@ -49,6 +49,7 @@ def to_device(t: torch.Tensor, device) -> torch.Tensor:
     """CPU -> device through pinned memory without blocking the host (a pageable copy would wait
     for the GPU to drain its queue)."""
     device = torch.device(device)
-    if device.type == "cuda" and t.device.type == "cpu":
+    # inside a compiled loss (train.compile_mode=full) the copy is traced: pinning has no fake-tensor rule
+    if device.type == "cuda" and t.device.type == "cpu" and not torch.compiler.is_compiling():
         return t.pin_memory().to(device, non_blocking=True)
     return t.to(device)

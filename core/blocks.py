@@ -5,7 +5,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from core.attention import Prepared
 from core.kv_cache import KVCache
@@ -37,20 +36,13 @@ class Attention(nn.Module):
         self.k_norm = RMSNorm(self.head_dim) if qk_norm else nn.Identity()
         self.dropout = dropout
 
-    def _qk_norm(self, qk: torch.Tensor) -> torch.Tensor:
-        """(B, L, 2, H, D) queries and keys, each RMS-normalised with its own gain."""
-        if isinstance(self.q_norm, nn.Identity):
-            return qk
-        gain = torch.stack([self.q_norm.weight, self.k_norm.weight]).view(2, 1, self.head_dim)
-        return (F.rms_norm(qk, (self.head_dim,), None, self.q_norm.eps) * gain).type_as(qk)
-
     def forward(self, x, rope, prepared: Prepared, cache: KVCache | None = None, layer: int = 0):
         b, l, d = x.shape
-        qkv = self.qkv(x).view(b, l, 3, self.n_head, self.head_dim)
+        q, k, v = self.qkv(x).view(b, l, 3, self.n_head, self.head_dim).unbind(2)
         cos, sin = rope
-        # q and k normalised and rotated as one tensor: one fused kernel each way instead of two
-        q, k = apply_rotary(self._qk_norm(qkv[:, :, :2]), cos.unsqueeze(2), sin.unsqueeze(2)).permute(2, 0, 3, 1, 4).unbind(0)
-        v = qkv[:, :, 2].transpose(1, 2)
+        q = apply_rotary(self.q_norm(q), cos, sin).transpose(1, 2)
+        k = apply_rotary(self.k_norm(k), cos, sin).transpose(1, 2)
+        v = v.transpose(1, 2)
         if cache is not None:
             k, v = cache.append(layer, k, v)
         p = self.dropout if self.training else 0.0

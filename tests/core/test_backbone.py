@@ -55,20 +55,3 @@ def test_image_mode_is_bidirectional_and_conditioned():
         other = m("image", x=x, **{**args, key: value})
         assert not torch.allclose(base, other), key
 
-
-def test_joint_qk_norm_equals_separate_norms_with_their_own_gains():
-    from core.blocks import Attention
-    from core.layers import RMSNorm
-    from core.rope import Rotary, apply_rotary, text_positions
-
-    torch.manual_seed(0)
-    attn = Attention(32, 4, qk_norm=True, dropout=0.0)
-    with torch.no_grad():  # distinct gains, so a swapped or shared gain shows
-        attn.q_norm.weight.uniform_(0.5, 1.5)
-        attn.k_norm.weight.uniform_(2.0, 3.0)
-    qkv = torch.randn(2, 5, 2, 4, 8)
-    cos, sin = Rotary(8)(text_positions(5))
-    joint = apply_rotary(attn._qk_norm(qkv), cos.unsqueeze(2), sin.unsqueeze(2))
-    for i, norm in enumerate((attn.q_norm, attn.k_norm)):
-        ref = apply_rotary(RMSNorm.forward(norm, qkv[:, :, i]), cos, sin)
-        torch.testing.assert_close(joint[:, :, i], ref)
