@@ -185,8 +185,9 @@ THROUGHPUT_VARIANTS = {
 
 
 def phase_throughput(dev, variants=("reference", "ours_regional", "ours_full"), profile=(), batch=32, ctx=1024,
-                     vocab=50304, warmup=10, steps=30) -> dict:
-    """Same loop for every variant: bf16 autocast, grad clip, fused AdamW; loss inside the compiled code."""
+                     vocab=50304, warmup=10, steps=30, on_variant=lambda part: None) -> dict:
+    """Same loop for every variant: bf16 autocast, grad clip, fused AdamW; loss inside the compiled code.
+    ``on_variant(results so far)`` after each variant: a slow compile that runs out of time loses only itself."""
     out = {}
     for name in variants:
         torch.manual_seed(0)
@@ -245,6 +246,7 @@ def phase_throughput(dev, variants=("reference", "ours_regional", "ours_full"), 
 
             out[name]["profile"] = top_kernels(lambda: step(0))
             log(f"{name} step profile:\n{out[name]['profile']}")
+        on_variant(out)
         del model, opt, data
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -341,7 +343,9 @@ def main():
         elif phase == "shakespeare":
             res["shakespeare"] = phase_shakespeare(args.data, args.out, args.run_root, dev, args.char_steps, args.ours)
         elif phase == "throughput":
-            res["throughput"] = phase_throughput(dev, args.variants.split(","), args.profile.split(","))
+            res["throughput"] = phase_throughput(
+                dev, args.variants.split(","), args.profile.split(","),
+                on_variant=lambda part: (args.out / "bench_ar.json").write_text(json.dumps({**res, "throughput": part}, indent=1)))
         elif phase == "decode":
             res["decode"] = phase_decode(dev)
         else:
