@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from scripts.eval_images import evaluate_run, write_table  # noqa: E402
+from scripts.eval_images import evaluate_run, parse_weights, sweep_guidance, write_table  # noqa: E402
 from scripts.tables import markdown_table  # noqa: E402
 
 # (sampler, steps, N) in order of importance: a time budget cuts the tail (those rows say "skipped")
@@ -28,6 +28,13 @@ PLANS = {
     "imm": [("imm_pushforward", k, 10000) for k in (1, 2, 4, 8)] + [("imm_restart", k, 10000) for k in (2, 4, 8)],
     "fm": [("euler", k, 10000) for k in (1, 2, 4, 8, 16, 32, 64)] + [("heun", k, 10000) for k in (1, 2, 4, 8, 16, 32)]
     + [("euler", 128, 10000), ("heun", 64, 10000), ("heun", 128, 10000)],
+}
+
+
+# the rows that a guidance sweep repeats at each extra weight (each method's key step counts)
+SWEEP_PLANS = {
+    "imm": [("imm_pushforward", k, 10000) for k in (1, 2, 4, 8)],
+    "fm": [("euler", k, 10000) for k in (4, 8, 16, 32)],
 }
 
 
@@ -106,6 +113,8 @@ def main():
     p.add_argument("--eval-budget", type=float, default=240, help="seconds; later settings are skipped")
     p.add_argument("--end-time", type=float, default=0, help="unix time by which evaluation must end (caps the budget)")
     p.add_argument("--guidance", type=float, default=1.5)
+    p.add_argument("--guidance-sweep", default="", metavar="W,W",
+                   help="also evaluate the key step counts at these guidance weights (OBJECTIVE_guidance.csv; 1 = off)")
     p.add_argument("--throughput", action="store_true", help="also time IMM vs FM training steps")
     p.add_argument("--profile", action="store_true", help="with --throughput: the top kernels of each step")
     p.add_argument("--throughput-only", action="store_true", help="time the training steps, train nothing")
@@ -142,11 +151,22 @@ def main():
         budget = max(30.0, min(budget, args.end_time - time.time() - 45))  # the last setting may overrun
     t = time.perf_counter()
     grids = args.run_root / "grids"
-    rows, _ = evaluate_run(run_dir, PLANS[args.objective], args.guidance, 1000, args.inception, args.data,
-                           compile=True, time_budget=budget, out=grids, quiet=True)
-    res["eval_seconds"] = time.perf_counter() - t
+    plan = PLANS[args.objective]
+    if args.guidance_sweep:  # the sweep gets the time that restart / Heun rows would take
+        plan = [row for row in plan if row[0] == SWEEP_PLANS[args.objective][0][0]]
+    rows, ev = evaluate_run(run_dir, plan, args.guidance, 1000, args.inception, args.data,
+                            compile=True, time_budget=budget, out=grids, quiet=True)
     res["eval"] = rows
     write_table(rows, args.out, f"{args.objective}_eval")
+    sweep = []
+    if args.guidance_sweep:
+        left = max(1.0, budget - (time.perf_counter() - t))
+        sweep = sweep_guidance(run_dir, SWEEP_PLANS[args.objective], parse_weights(args.guidance_sweep), 1000,
+                               evaluator=ev, time_budget=left, inception=args.inception, data=args.data,
+                               compile=True, quiet=True)
+        res["guidance_sweep"] = sweep
+        write_table(sweep, args.out, f"{args.objective}_guidance")
+    res["eval_seconds"] = time.perf_counter() - t
     for sampler, k, _ in PLANS[args.objective][:3]:
         grid = grids / f"{run_dir.name}_{sampler}_{k}.png"
         if grid.exists() and k in (1, 2, 4):
@@ -155,6 +175,10 @@ def main():
     lines = [f"device {res['device']}, {args.objective}, guidance {args.guidance}",
              markdown_table(rows, ["sampler", "steps", "nfe", "n", "fid", "kid", "fid_clf", "class_acc",
                                    "seconds_per_image", "skipped"])]
+    if sweep:
+        lines += ["\nby guidance weight:",
+                  markdown_table(sweep, ["sampler", "steps", "guidance", "nfe", "n", "fid", "kid", "fid_clf", "class_acc",
+                                         "skipped"])]
     if "step_time" in res:
         st = res["step_time"]
         lines.append(f"\nstep time (batch 256): fm {st['fm']['step_ms']:.1f} ms ({st['fm']['images_per_s']:.0f} img/s), "

@@ -84,6 +84,31 @@ def evaluate_run(run_dir: Path, settings: list[tuple[str, int, int]], guidance: 
     return rows, evaluator
 
 
+def sweep_guidance(run_dir: Path, settings: list[tuple[str, int, int]], weights: list[float], batch: int,
+                   evaluator: ImageEvaluator | None = None, time_budget: float = 0.0, **options) -> list[dict]:
+    """``settings`` at each guidance weight in turn, sharing one evaluator and one time budget
+    (rows past the budget say "skipped"). ``options`` go to evaluate_run."""
+    rows, t0 = [], time.perf_counter()
+    for w in weights:
+        spent = time.perf_counter() - t0
+        # evaluate_run reads 0 as "no budget": a spent one goes in as negative, which skips every row
+        left = (time_budget - spent if spent < time_budget else -1.0) if time_budget else 0.0
+        r, evaluator = evaluate_run(run_dir, settings, w, batch, evaluator=evaluator, time_budget=left, **options)
+        rows += r
+    return rows
+
+
+def parse_weights(text: str) -> list[float]:
+    """"1.5" or "1,1.25,1.5" -> guidance weights."""
+    try:
+        weights = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise SystemExit(f"guidance weights must be numbers separated by commas, got {text!r}") from None
+    if not weights or min(weights) < 0:
+        raise SystemExit(f"need at least one guidance weight >= 0, got {text!r}")
+    return weights
+
+
 def write_table(rows: list[dict], out: Path, name: str = "eval") -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out / f"{name}.csv", COLUMNS)
@@ -96,7 +121,7 @@ def main():
     p.add_argument("--steps", default="1,2,4,8", help="comma-separated step counts")
     p.add_argument("--samplers", default="", help="comma-separated sampler names (default: each run's own)")
     p.add_argument("--n", type=int, default=10000, help="samples per setting (classes in equal shares)")
-    p.add_argument("--guidance", type=float, default=1.5)
+    p.add_argument("--guidance", default="1.5", help="guidance weight, or comma-separated weights to sweep (1 = off)")
     p.add_argument("--batch", type=int, default=1000)
     p.add_argument("--inception", default="", help="TorchScript Inception-v3 file for FID")
     p.add_argument("--data", default="", help="dataset path if the run's own path does not resolve here")
@@ -111,13 +136,15 @@ def main():
     samplers = [s for s in args.samplers.split(",") if s] or [""]
     settings = [(s, k, args.n) for s in samplers for k in steps]
     t0 = time.perf_counter()
+    weights = parse_weights(args.guidance)
     rows, ev = [], None
     with friendly_errors():
         for run in args.run_dir:
-            r, ev = evaluate_run(run, settings, args.guidance, args.batch, args.inception, args.data, args.device,
-                                 args.seed, args.out, evaluator=ev, compile=args.compile,
-                                 **({"spacing": args.spacing} if args.spacing else {}))
-            rows += r
+            for w in weights:
+                r, ev = evaluate_run(run, settings, w, args.batch, args.inception, args.data, args.device,
+                                     args.seed, args.out, evaluator=ev, compile=args.compile,
+                                     **({"spacing": args.spacing} if args.spacing else {}))
+                rows += r
     write_table(rows, args.out)
     print(f"wrote {args.out / 'eval.csv'} and eval.json ({len(rows)} rows) in {time.perf_counter() - t0:.0f}s")
 

@@ -86,3 +86,25 @@ def test_eval_images_spacing_reaches_imm_samplers_and_is_refused_elsewhere(runs,
     assert uniform[0]["fid_clf"] != edm[0]["fid_clf"]  # another time grid, other samples
     with pytest.raises(ConfigError, match="takes no option spacing"):
         evaluate_run(runs / "fm", [("euler", 4, 8)], 1.5, 8, quiet=True, spacing="edm")
+
+
+def test_eval_images_sweeps_guidance_weights_and_guidance_doubles_the_nfe(runs, tmp_path):
+    out = tmp_path / "sweep"
+    r = subprocess.run([sys.executable, str(ROOT / "scripts/eval_images.py"), "--run-dir", str(runs / "imm"),
+                        "--steps", "2", "--n", "8", "--batch", "8", "--guidance", "1,2", "--out", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = read(out / "eval.csv")
+    assert [(float(row["guidance"]), int(row["nfe"])) for row in rows] == [(1.0, 2), (2.0, 4)]  # w = 1: no null pass
+    bad = subprocess.run([sys.executable, str(ROOT / "scripts/eval_images.py"), "--run-dir", str(runs / "imm"),
+                          "--guidance", "1.5,x", "--out", str(out)], capture_output=True, text=True)
+    assert bad.returncode != 0 and "guidance weights must be numbers" in bad.stderr
+
+
+def test_sweep_guidance_shares_a_time_budget(runs):
+    from scripts.eval_images import sweep_guidance
+
+    rows = sweep_guidance(runs / "fm", [("euler", 2, 8)], [1.0, 1.5], 8, quiet=True)
+    assert [row["guidance"] for row in rows] == [1.0, 1.5] and all("skipped" not in row for row in rows)
+    rows = sweep_guidance(runs / "fm", [("euler", 2, 8), ("euler", 4, 8)], [1.0, 1.5], 8, quiet=True, time_budget=1e-9)
+    assert len(rows) == 4 and all(row.get("skipped") == "time budget" for row in rows)
