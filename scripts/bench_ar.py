@@ -185,7 +185,7 @@ THROUGHPUT_VARIANTS = {
 
 
 def phase_throughput(dev, variants=("reference", "ours_regional", "ours_full"), profile=(), batch=32, ctx=1024,
-                     vocab=50304, warmup=10, steps=30, on_variant=lambda part: None) -> dict:
+                     vocab=50304, warmup=10, steps=30, on_variant=lambda part: None, profile_rows=15) -> dict:
     """Same loop for every variant: bf16 autocast, grad clip, fused AdamW; loss inside the compiled code.
     ``on_variant(results so far)`` after each variant: a slow compile that runs out of time loses only itself."""
     out = {}
@@ -244,7 +244,7 @@ def phase_throughput(dev, variants=("reference", "ours_regional", "ours_full"), 
         if name in profile:
             from core.profiling import top_kernels
 
-            out[name]["profile"] = top_kernels(lambda: step(0))
+            out[name]["profile"] = top_kernels(lambda: step(0), rows=profile_rows)
             log(f"{name} step profile:\n{out[name]['profile']}")
         on_variant(out)
         del model, opt, data
@@ -326,6 +326,7 @@ def main():
     p.add_argument("--variants", default="reference,ours_regional,ours_full",
                    help="throughput variants: " + ", ".join(THROUGHPUT_VARIANTS))
     p.add_argument("--profile", default="", help="throughput variants whose top kernels to print")
+    p.add_argument("--profile-rows", type=int, default=40, help="kernels per profile table (the rest are summed by kind)")
     args = p.parse_args()
     for v in args.variants.split(",") + [v for v in args.profile.split(",") if v]:
         if v not in THROUGHPUT_VARIANTS:
@@ -344,7 +345,7 @@ def main():
             res["shakespeare"] = phase_shakespeare(args.data, args.out, args.run_root, dev, args.char_steps, args.ours)
         elif phase == "throughput":
             res["throughput"] = phase_throughput(
-                dev, args.variants.split(","), args.profile.split(","),
+                dev, args.variants.split(","), args.profile.split(","), profile_rows=args.profile_rows,
                 on_variant=lambda part: (args.out / "bench_ar.json").write_text(json.dumps({**res, "throughput": part}, indent=1)))
         elif phase == "decode":
             res["decode"] = phase_decode(dev)
