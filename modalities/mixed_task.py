@@ -101,6 +101,7 @@ class MixedTask(Task):
         self.tokens_per_sample = self.layout.seq_len
         self.texts = TextWindows(text_docs, self.tokenizer, self.layout.seq_len) if text_docs else None
         self.truncated = 0
+        self.caption_to_image_images = 0  # for comparisons with the image-only model at equal images
         self.eval_sets = None
         self._evaluator = None
         self._text_eval = None
@@ -140,6 +141,7 @@ class MixedTask(Task):
             captions.append(ids)
         batch = pack_batch(self.tokenizer, captions, directions, self.layout)
         batch["images"] = torch.stack([s["image"] for s in samples]) * self.scale
+        self.caption_to_image_images += noised * o.M
         batch["kind"] = "image_text"
         return batch
 
@@ -154,7 +156,7 @@ class MixedTask(Task):
 
     def data_state(self) -> dict:
         return {"images": self.images.consumed, "texts": self.texts.state() if self.texts else {},
-                "truncated_captions": self.truncated}
+                "truncated_captions": self.truncated, "caption_to_image_images": self.caption_to_image_images}
 
     @property
     def text_tokens_seen(self) -> int:
@@ -166,9 +168,11 @@ class MixedTask(Task):
         if self.texts is not None:
             self.texts.load_state(state.get("texts", {}))
         self.truncated = state.get("truncated_captions", 0)
+        self.caption_to_image_images = state.get("caption_to_image_images", 0)
 
     def stream_stats(self) -> dict:
-        out = {"data/truncated_captions": self.truncated, "data/text_tokens": self.text_tokens_seen}
+        out = {"data/truncated_captions": self.truncated, "data/text_tokens": self.text_tokens_seen,
+               "data/caption_to_image_images": self.caption_to_image_images}
         skipped = self.images.skipped + (self.texts.reader.skipped if self.texts else Counter())
         out["data/skipped_samples"] = sum(skipped.values())
         return out

@@ -7,7 +7,9 @@
 2. trains the mixed model (configs/mixed_mnist.yaml, --train-seconds),
 3. trains an AR-only model of the same shape on the same text for the same number of text tokens,
 4. measures caption -> image (class accuracy, FID) at 1/2/4/8 IMM steps, image -> caption accuracy,
-   text bits per byte of both models, mixed training throughput and the attention backend used.
+   text bits per byte of both models, mixed training throughput and the attention backend used,
+5. with --imm-control, trains the image-only IMM recipe on as many images as caption -> image saw,
+   and evaluates it the same way.
 """
 from __future__ import annotations
 
@@ -41,6 +43,43 @@ def shards(mnist: str, text: str, work: Path) -> tuple[str, str]:
     return img, txt
 
 
+def matched_schedule(steps: int, mixed_steps: int, tcfg) -> list[str]:
+    """Overrides for a control run of ``steps`` that follows the mixed run's learning-rate curve at
+    equal shares of its work: a time-limited mixed run stops part-way through its schedule, so its
+    rate never decays fully, and the control's must not either."""
+    scale = steps / max(1, mixed_steps)
+    return [f"train.steps={steps}", f"train.warmup={max(1, round(tcfg.warmup * scale))}",
+            f"train.lr_decay_steps={max(steps, round((tcfg.lr_decay_steps or tcfg.steps) * scale))}"]
+
+
+def imm_control(args, summary: dict, mixed_tcfg, n: int, evaluator) -> dict:
+    """The image-only IMM model trained on as many images as the mixed run's caption -> image rows,
+    on the mixed run's learning-rate curve at the same share of its work; evaluated like it."""
+    import yaml
+
+    from scripts.bench_imm import train_run
+    from scripts.eval_images import evaluate_run
+
+    images = summary.get("data/caption_to_image_images", 0)
+    batch = 8 if args.smoke else yaml.safe_load((ROOT / "configs/imm_mnist.yaml").read_text())["train"]["batch_size"]
+    steps = max(1, math.ceil(images / batch))
+    out = {"images": images, "batch": batch, "steps": steps}
+    left = args.end_time - time.time() if args.end_time else float("inf")
+    if left < 90:
+        return {**out, "skipped": f"time budget ({left:.0f} s left)"}
+    run = args.work / "imm_control"
+    smoke = ["model.n_layer=1", "model.d_model=64", "model.n_head=2", f"train.batch_size={batch}", "train.compile=false",
+             "sample.eval_images=0"] if args.smoke else []
+    t = time.perf_counter()
+    trained = train_run("imm", args.mnist, run, 0, steps=steps,
+                        overrides=[*matched_schedule(steps, summary["step"], mixed_tcfg)[1:], "train.eval_every=0", *smoke])
+    rows, _ = evaluate_run(run, [("imm_pushforward", k, n) for k in (4, 1, 2, 8)], args.guidance, 500, args.inception,
+                           args.mnist, evaluator=evaluator, compile=not args.smoke, quiet=True,
+                           time_budget=max(1.0, left - 60 - (time.perf_counter() - t)))
+    rows.sort(key=lambda r: r["steps"])
+    return {**out, "train_seconds": trained.get("train_seconds"), "eval": rows}
+
+
 def bpb_curve(rows: list[dict], text_tokens) -> list[tuple[int, float]]:
     """(text tokens seen, validation bits per byte) at every evaluation of a run."""
     return [(int(text_tokens(r)), r["val/bpb"]) for r in rows if "val/bpb" in r]
@@ -65,6 +104,9 @@ def main():
     p.add_argument("--text-evals", type=int, default=500, metavar="STEPS",
                    help="evaluate text bits per byte every this many mixed steps (and the AR-only control at the same "
                         "shares of its text), so that each model's best is compared: both memorise tinyshakespeare")
+    p.add_argument("--imm-control", action="store_true",
+                   help="last, train the image-only IMM recipe (configs/imm_mnist.yaml) on as many images as the mixed "
+                        "run trained caption -> image, and evaluate it the same way")
     p.add_argument("--smoke", action="store_true", help="tiny settings, to check the pipeline on a CPU")
     p.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE",
                    help="config overrides for the mixed run, e.g. model.attn_backend=sdpa")
@@ -111,21 +153,16 @@ def main():
     text_tokens = summary.get("data/text_tokens", 0)
     bs = cfg.train.batch_size
     ar_steps = max(1, math.ceil(text_tokens / (bs * seq_len)))
-    # the AR-only control follows the mixed run's learning-rate curve at equal shares of the text:
-    # a time-limited mixed run stops part-way through its schedule, so its rate never decays fully
-    scale = ar_steps / max(1, summary["step"])
-    ar_decay = max(ar_steps, round((cfg.train.lr_decay_steps or cfg.train.steps) * scale))
-    ar_warmup = max(1, round(cfg.train.warmup * scale))
+    ar_schedule = matched_schedule(ar_steps, summary["step"], cfg.train)
     ar_run = args.work / "ar_only"
     ar = train.main(["--objective", "ar", "--data", args.text, "--run-dir", str(ar_run), "--quiet", "data.tokenizer=byte",
                      f"data.seq_len={seq_len}", "model.size=dit-s", "model.n_layer=8", f"train.batch_size={bs}",
-                     f"train.steps={ar_steps}", f"train.lr={cfg.train.lr}", f"train.min_lr={cfg.train.min_lr}",
-                     f"train.warmup={ar_warmup}", f"train.lr_decay_steps={ar_decay}", f"train.beta2={cfg.train.beta2}",
-                     f"train.weight_decay={cfg.train.weight_decay}", f"train.ema={cfg.train.ema}",
-                     "train.compile=true", f"train.eval_every={max(1, round(args.text_evals * scale))}",
+                     *ar_schedule, f"train.lr={cfg.train.lr}", f"train.min_lr={cfg.train.min_lr}", f"train.beta2={cfg.train.beta2}",
+                     f"train.weight_decay={cfg.train.weight_decay}", f"train.ema={cfg.train.ema}", "train.compile=true",
+                     f"train.eval_every={max(1, round(args.text_evals * ar_steps / max(1, summary['step'])))}",
                      f"train.ckpt_every={ar_steps}", *small])
     res["ar_only"] = {"steps": ar_steps, "text_tokens": ar_steps * bs * seq_len, "val_bpb": ar.get("val/bpb"),
-                      "warmup": ar_warmup, "lr_decay_steps": ar_decay,
+                      "schedule": ar_schedule,
                       "bpb_curve": bpb_curve(read_metrics(ar_run), lambda r: r["step"] * bs * seq_len)}
     res["mixed_text"] = {"text_tokens": text_tokens, "val_bpb": summary.get("val/bpb"),
                          "bpb_curve": bpb_curve(rows, lambda r: r["data/text_tokens"])}
@@ -175,6 +212,9 @@ def main():
                                                    min(n, len(ev.test)), ctx)
     res["image_to_caption_eval_seconds"] = time.perf_counter() - t
     save()
+    if args.imm_control:
+        res["imm_control"] = imm_control(args, summary, cfg.train, n, ev)
+        save()
     lines = [f"device {res['device']}, attention backend {res['attention_backend']}, caption -> image:",
              markdown_table(c2i, ["steps", "nfe", "n", "fid", "fid_clf", "class_acc", "skipped"])]
     if sweep:
@@ -189,6 +229,12 @@ def main():
     lines.append("text tokens -> bits per byte: mixed " + ", ".join(f"{t:,}: {b:.3f}" for t, b in mt["bpb_curve"])
                  + "; AR only " + ", ".join(f"{t:,}: {b:.3f}" for t, b in ao["bpb_curve"]))
     lines.append(f"mixed training throughput: {res['mixed_tokens_per_s']} tokens/s")
+    if "imm_control" in res:
+        c = res["imm_control"]
+        lines += [f"\nimage-only IMM at equal images ({c['images']:,} caption -> image images = {c['steps']} steps of "
+                  f"{c['batch']}; class-conditional, guidance {args.guidance}):",
+                  markdown_table(c["eval"], ["steps", "nfe", "n", "fid", "fid_clf", "class_acc", "skipped"])
+                  if c.get("eval") else c.get("skipped", "")]
     lines.append(f"evaluation: caption -> image rows {res['caption_to_image_eval_seconds']:.0f} s, "
                  f"image -> caption {res['image_to_caption_eval_seconds']:.0f} s")
     text = "\n".join(lines)

@@ -94,3 +94,8 @@ def test_task_batches_lead_with_the_same_caption_to_image_rows(tmp_path):
     layouts = [task.train_batch(step, 0, 16)["noised"] for step in range(4)]
     assert all(layout == layouts[0] for layout in layouts)
     assert layouts[0] == [True] * 12 + [False] * 4  # p_caption_to_image 0.75 of 4 groups of M = 4
+    # the caption -> image images trained on are counted, and the count resumes with the data position
+    assert task.stream_stats()["data/caption_to_image_images"] == 4 * 12
+    resumed = MixedTask(cfg, tmp_path, resuming=True)
+    resumed.load_data_state(task.data_state())
+    assert resumed.stream_stats()["data/caption_to_image_images"] == 48
