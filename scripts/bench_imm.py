@@ -161,7 +161,7 @@ def main():
     sweep = []
     if args.guidance_sweep:
         left = max(1.0, budget - (time.perf_counter() - t))
-        sweep = sweep_guidance(run_dir, SWEEP_PLANS[args.objective], parse_weights(args.guidance_sweep), 1000,
+        sweep, _ = sweep_guidance(run_dir, SWEEP_PLANS[args.objective], parse_weights(args.guidance_sweep), 1000,
                                evaluator=ev, time_budget=left, inception=args.inception, data=args.data,
                                compile=True, quiet=True)
         res["guidance_sweep"] = sweep

@@ -191,7 +191,7 @@ def main():
     sweep = []
     if args.guidance_sweep:
         left = max(1.0, budget - (time.perf_counter() - t)) if budget else 0.0
-        sweep = sweep_guidance(mixed_run, [("caption_to_image", 4, n)], parse_weights(args.guidance_sweep), 500,
+        sweep, _ = sweep_guidance(mixed_run, [("caption_to_image", 4, n)], parse_weights(args.guidance_sweep), 500,
                                evaluator=ev, time_budget=left, inception=args.inception, data=args.mnist,
                                compile=not args.smoke, quiet=True)
     if sweep:

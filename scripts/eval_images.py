@@ -85,7 +85,8 @@ def evaluate_run(run_dir: Path, settings: list[tuple[str, int, int]], guidance: 
 
 
 def sweep_guidance(run_dir: Path, settings: list[tuple[str, int, int]], weights: list[float], batch: int,
-                   evaluator: ImageEvaluator | None = None, time_budget: float = 0.0, **options) -> list[dict]:
+                   evaluator: ImageEvaluator | None = None, time_budget: float = 0.0,
+                   **options) -> tuple[list[dict], ImageEvaluator]:
     """``settings`` at each guidance weight in turn, sharing one evaluator and one time budget
     (rows past the budget say "skipped"). ``options`` go to evaluate_run."""
     rows, t0 = [], time.perf_counter()
@@ -95,7 +96,7 @@ def sweep_guidance(run_dir: Path, settings: list[tuple[str, int, int]], weights:
         left = (time_budget - spent if spent < time_budget else -1.0) if time_budget else 0.0
         r, evaluator = evaluate_run(run_dir, settings, w, batch, evaluator=evaluator, time_budget=left, **options)
         rows += r
-    return rows
+    return rows, evaluator
 
 
 def parse_weights(text: str) -> list[float]:
@@ -140,11 +141,10 @@ def main():
     rows, ev = [], None
     with friendly_errors():
         for run in args.run_dir:
-            for w in weights:
-                r, ev = evaluate_run(run, settings, w, args.batch, args.inception, args.data, args.device,
-                                     args.seed, args.out, evaluator=ev, compile=args.compile,
-                                     **({"spacing": args.spacing} if args.spacing else {}))
-                rows += r
+            r, ev = sweep_guidance(run, settings, weights, args.batch, evaluator=ev, inception=args.inception,
+                                   data=args.data, device=args.device, seed=args.seed, out=args.out,
+                                   compile=args.compile, **({"spacing": args.spacing} if args.spacing else {}))
+            rows += r
     write_table(rows, args.out)
     print(f"wrote {args.out / 'eval.csv'} and eval.json ({len(rows)} rows) in {time.perf_counter() - t0:.0f}s")
 
