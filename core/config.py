@@ -79,6 +79,9 @@ class TrainConfig:
     # coordinate-descent search of the generated kernels' block sizes: a slower compile for faster
     # normalisation, rotary and cross-entropy kernels (scripts/bench_ar.py measures it)
     compile_tuning: bool = False
+    # with compile_mode=regional, also compile the image codec's heads and the IMM loss: image
+    # training on a GPU waits on the host, and these are its many small operations
+    compile_heads: bool = False
     dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16
     device: str = "auto"
     # intra-op CPU threads of a process that drives a GPU (0: torch's default). Batches are assembled

@@ -77,9 +77,11 @@ class Model(nn.Module):
             return self._mixed(**inputs)
         raise ValueError(f"unknown forward mode {mode!r}; use text, image or mixed")
 
-    def compile_regions(self, mode: str | None = None) -> None:
-        """Compile each block (one compilation shared by all) and the codecs' heads: much faster to
-        compile than the whole graph, at nearly the same speed. ``mode``: torch.compile's mode."""
+    def compile_regions(self, mode: str | None = None, image_heads: bool = False) -> None:
+        """Compile each block (one compilation shared by all) and the text head: much faster to
+        compile than the whole graph, at nearly the same speed. ``mode``: torch.compile's mode.
+        ``image_heads``: also the image codec's patch embedding, conditioning and output head, whose
+        many small operations otherwise each cost the host a dispatch (train.compile_heads)."""
         # one block code serves text, image and mixed batches, with and without gradients (IMM's
         # target pass), each a graph of its own: more than dynamo's default 8 before it falls back
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 32)
@@ -89,6 +91,9 @@ class Model(nn.Module):
             blk.compile(mode=mode, dynamic=False)
         if self.text is not None:
             self.text.compile(mode=mode, dynamic=False)
+        if image_heads and self.image is not None:
+            for name in ("tokens", "condition", "output"):  # instance attributes shadow the methods
+                setattr(self.image, name, torch.compile(getattr(self.image, name), mode=mode, dynamic=False))
 
     def num_params(self, exclude_embeddings: bool = False) -> int:
         n = sum(p.numel() for p in self.parameters())

@@ -119,7 +119,9 @@ class Trainer:
         if tcfg.compile:
             set_kernel_tuning(tcfg.compile_tuning)
         if tcfg.compile and tcfg.compile_mode == "regional":
-            model.compile_regions()
+            model.compile_regions(image_heads=tcfg.compile_heads)
+            if tcfg.compile_heads and hasattr(self.objective, "compile_regions"):
+                self.objective.compile_regions()
         elif tcfg.compile and tcfg.compile_mode != "full":
             raise ConfigError(f"train.compile_mode={tcfg.compile_mode!r}: choose regional or full")
         wrapped = wrap_model(model, tcfg.distributed, self.dist, self.device)

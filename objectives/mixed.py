@@ -13,7 +13,7 @@ from core.batch_rng import to_device
 from core.config import ConfigError
 from objectives import OBJECTIVES
 from objectives.image_common import batch_rng
-from objectives.imm import IMMConfig, imm_loss, sample_times, validate
+from objectives.imm import CompilableMMD, IMMConfig, sample_times, validate
 from objectives.paths import Parameterization, ddim, interpolate
 
 
@@ -35,7 +35,7 @@ def caption_to_image_rows(noised: list[bool], m: int) -> int:
 
 
 @OBJECTIVES.register("mixed")
-class MixedObjective:
+class MixedObjective(CompilableMMD):
     Config = MixedConfig
     task = "mixed"
     default_sampler = "caption_to_image"
@@ -81,7 +81,7 @@ class MixedObjective:
                 sub = {k: v[:n] for k, v in batch.items() if torch.is_tensor(v) and v.dim() > 0 and k != "images"}
                 _, g_r = self._forward(model, sub, x_r, s_n, r_n, None)
                 y_r = self.param.combine(x_r, g_r, s_n, r_n)
-            imm, _ = imm_loss(y_t, y_r, s_g, t_g, cfg)
+            imm, _ = self.mmd_loss(y_t, y_r, s_g, t_g, cfg)
             out["imm_loss"] = imm.detach()
         return {"loss": text_loss + cfg.lam * imm, **out}
 

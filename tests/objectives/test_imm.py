@@ -131,3 +131,33 @@ def test_batch_must_be_a_multiple_of_m():
         validate(IMMConfig(M=4), batch_size=30)
     with pytest.raises(ConfigError, match="multiple of objective.M"):
         IMMObjective(IMMConfig(M=4), SPEC)(model(), {"images": torch.randn(6, 1, 4, 4), "labels": torch.zeros(6, dtype=torch.long)})
+
+
+def test_compiled_heads_and_mmd_loss_give_the_eager_loss_and_gradients():
+    """train.compile_heads: the image codec's methods and the MMD loss become compiled graphs."""
+    from core.batch_rng import BatchRNG
+
+    spec = ModelSpec(image_channels=1, image_size=8, patch_size=2, num_classes=10, image_scale=1.0)
+    torch.manual_seed(0)
+    model = Model(ModelConfig(size="tiny", n_layer=1, d_model=32, n_head=2), spec)
+    for p in model.image.parameters():  # past adaLN-zero, so the heads shape the output
+        torch.nn.init.normal_(p, std=0.1)
+    obj = IMMObjective(IMMConfig(k=8), spec)
+    batch = {"images": torch.randn(8, 1, 8, 8) * 0.5, "labels": torch.randint(0, 10, (8,))}
+
+    def loss_and_grad():
+        model.zero_grad()
+        loss = obj(model, {**batch, "rng": BatchRNG(0, 1, 0)})["loss"]
+        loss.backward()
+        return loss.detach(), model.image.t_embed.mlp[0].weight.grad.clone()
+
+    eager_loss, eager_grad = loss_and_grad()
+    torch._dynamo.reset()
+    model.compile_regions(image_heads=True)
+    obj.compile_regions()
+    assert {"tokens", "condition", "output"} <= set(vars(model.image)) and "mmd_loss" in vars(obj)
+    loss, grad = loss_and_grad()
+    torch._dynamo.reset()
+    assert eager_loss > 0 and eager_grad.abs().sum() > 0
+    torch.testing.assert_close(loss, eager_loss, rtol=1e-4, atol=1e-8)
+    torch.testing.assert_close(grad, eager_grad, rtol=1e-3, atol=1e-8)

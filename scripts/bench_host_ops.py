@@ -1,0 +1,104 @@
+#!/usr/bin/env python
+"""Host cost of an IMM training step: how many operators the host dispatches per step, and the step
+time, under each compile setting. Image training on a GPU waits on the host, so fewer top-level
+operators per step is what `train.compile_heads` is for; on a CPU with tiny widths the step time is
+mostly that host cost too.
+
+  python scripts/bench_host_ops.py                      # tiny widths, this machine
+  python scripts/bench_host_ops.py --size dit-s --n-layer 8 --batch 256 --image-size 32   # the MNIST recipe's shape (GPU)
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+VARIANTS = {
+    "eager": "nothing compiled",
+    "regional": "each block and the text head compiled (train.compile=true, the default)",
+    "heads": "regional plus the image codec's heads and the IMM loss (train.compile_heads=true)",
+}
+
+
+def measure(variant: str, args, dev: torch.device) -> dict:
+    from core.batch_rng import BatchRNG
+    from core.config import ModelConfig, TrainConfig
+    from core.device import autocast, pick_dtype
+    from core.model import Model, ModelSpec
+    from core.optim import build_optimizer
+    from objectives import get_objective
+
+    torch._dynamo.reset()
+    spec = ModelSpec(image_channels=1, image_size=args.image_size, patch_size=2, num_classes=10, image_scale=0.8)
+    cls = get_objective("imm")
+    obj = cls(cls.Config(k=8), spec)
+    torch.manual_seed(0)
+    shape = dict(n_layer=args.n_layer, d_model=args.d_model, n_head=args.n_head) if args.size == "tiny" else \
+        dict(n_layer=args.n_layer)
+    model = Model(ModelConfig(size=args.size, **shape), spec).to(dev)
+    if variant != "eager":
+        model.compile_regions(image_heads=variant == "heads")
+    if variant == "heads":
+        obj.compile_regions()
+    opt = build_optimizer(model, TrainConfig(lr=3e-4, weight_decay=0.0), dev)
+    x = torch.randn(args.batch, 1, args.image_size, args.image_size, device=dev) * 0.5
+    y = torch.randint(0, 10, (args.batch,), device=dev)
+
+    def step(i: int) -> None:
+        with autocast(dev, pick_dtype("auto", dev)):
+            loss = obj(model, {"images": x, "labels": y, "rng": BatchRNG(0, i, 0, device=dev)})["loss"]
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    times = []
+    for i in range(args.warmup + args.steps):
+        t0 = time.perf_counter()
+        step(i)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for i in range(5):
+            step(i)
+    top = [e for e in prof.events() if e.name.startswith("aten::") and e.cpu_parent is None]
+    return {"variant": variant, "step_ms": 1000 * statistics.median(times[args.warmup:]), "top_level_ops": len(top) / 5}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--variants", default="eager,regional,heads", help=", ".join(f"{k}: {v}" for k, v in VARIANTS.items()))
+    p.add_argument("--size", default="tiny")
+    p.add_argument("--n-layer", type=int, default=2)
+    p.add_argument("--d-model", type=int, default=32, help="with --size tiny")
+    p.add_argument("--n-head", type=int, default=2, help="with --size tiny")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--steps", type=int, default=40)
+    args = p.parse_args()
+    variants = [v for v in args.variants.split(",") if v]
+    for v in variants:
+        if v not in VARIANTS:
+            sys.exit(f"unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
+    from core.device import pick_device
+
+    dev = pick_device("auto")
+    if dev.type == "cpu":
+        torch.set_num_threads(1)  # one host thread, as train.host_threads gives a GPU run
+    print(f"device {torch.cuda.get_device_name() if dev.type == 'cuda' else 'cpu'}, IMM step, batch {args.batch}, "
+          f"{args.image_size}x{args.image_size} images, size {args.size}")
+    print("| variant | step ms (median) | top-level operators per step |\n|---|---|---|")
+    for v in variants:
+        r = measure(v, args, dev)
+        print(f"| {v} | {r['step_ms']:.1f} | {r['top_level_ops']:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
