@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from core.rope import N_AXES
@@ -60,18 +61,20 @@ def positions(n_before: torch.Tensor, n_image: int, grid: int, total: int) -> to
 
 
 def pack_batch(tok: Tokenizer, captions: list[list[int]], directions: list[str], layout: MixedLayout) -> dict:
-    """Rows are built as Python lists and everything else with batched tensor ops: packing row by row
-    took 6.2 ms for 128 rows on a 2-core CPU (timeit, best of 5; 3.3 ms now), on the training loop's
-    critical path."""
+    """Only the text around each image is written row by row, into a padded numpy array; everything
+    else is batched tensor ops. This runs on the training loop's critical path: 128 MNIST rows took
+    3.5 ms when whole rows of Python ints went through torch.tensor, 1.2 ms now (2-core CPU, one
+    thread, timeit best of 5)."""
     n, total = layout.n_image, layout.seq_len
-    rows, n_before, n_used = [], [], []
-    for caption, direction in zip(captions, directions):
+    rows = np.full((len(captions), total), tok.pad, dtype=np.int64)
+    n_before, n_used = [], []
+    for i, (caption, direction) in enumerate(zip(captions, directions)):
         before, after = prefix_tokens(tok, caption[:layout.caption_len], direction)
-        used = len(before) + n + len(after)
-        rows.append(before + [tok.pad] * n + after + [tok.pad] * (total - used))
+        rows[i, :len(before)] = before
+        rows[i, len(before) + n:len(before) + n + len(after)] = after
         n_before.append(len(before))
-        n_used.append(used)
-    tokens = torch.tensor(rows, dtype=torch.long)
+        n_used.append(len(before) + n + len(after))
+    tokens = torch.from_numpy(rows)
     start, used = torch.tensor(n_before), torch.tensor(n_used)
     idx = torch.arange(total)[None]
     in_image = (idx >= start[:, None]) & (idx < start[:, None] + n)
