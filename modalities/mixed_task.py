@@ -11,6 +11,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from core.model import ModelSpec
@@ -147,9 +148,10 @@ class MixedTask(Task):
 
     def _text_batch(self, batch_size: int) -> dict:
         length = self.layout.seq_len
-        tokens = torch.full((batch_size, length + 1), self.tokenizer.pad, dtype=torch.long)
-        for i, ids in enumerate(self.texts.take(batch_size)):
-            tokens[i, :len(ids)] = torch.tensor(ids)
+        rows = np.full((batch_size, length + 1), self.tokenizer.pad, dtype=np.int64)
+        for i, ids in enumerate(self.texts.take(batch_size)):  # numpy: torch.tensor per row cost 5 of 7.5 ms
+            rows[i, :len(ids)] = ids
+        tokens = torch.from_numpy(rows)
         targets = tokens[:, 1:].clone()
         targets[targets == self.tokenizer.pad] = IGNORE
         return {"kind": "text", "tokens": tokens[:, :-1], "targets": targets}
