@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Host cost of an IMM training step: how many operators the host dispatches per step, and the step
-time, under each compile setting. Image training on a GPU waits on the host, so fewer top-level
-operators per step is what `train.compile_heads` is for; on a CPU with tiny widths the step time is
-mostly that host cost too.
+"""Host cost of an IMM or mixed training step: how many operators the host dispatches per step, and
+the step time, under each compile setting. Image and mixed training on a GPU wait on the host, so
+fewer top-level operators per step is what `train.compile_heads` is for; on a CPU with tiny widths
+the step time is mostly that host cost too.
 
   python scripts/bench_host_ops.py                      # tiny widths, this machine
   python scripts/bench_host_ops.py --size dit-s --n-layer 8 --batch 256 --image-size 32   # the MNIST recipe's shape (GPU)
@@ -26,6 +26,24 @@ VARIANTS = {
 }
 
 
+def example_batch(args) -> dict:
+    """Random images with labels (imm), or captioned MNIST-layout rows, 3/4 caption -> image (mixed)."""
+    images = torch.randn(args.batch, 1, args.image_size, args.image_size) * 0.5
+    labels = torch.randint(0, 10, (args.batch,))
+    if args.objective == "imm":
+        return {"images": images, "labels": labels}
+    from modalities.mixed_sequence import CAPTION_TO_IMAGE, IMAGE_TO_CAPTION, MixedLayout, pack_batch
+    from modalities.shard_writer import caption_of
+    from modalities.tokenizers import ByteTokenizer
+
+    tok = ByteTokenizer()
+    c2i = 3 * args.batch // 4 // 4 * 4  # whole groups of M = 4
+    directions = [CAPTION_TO_IMAGE] * c2i + [IMAGE_TO_CAPTION] * (args.batch - c2i)
+    batch = pack_batch(tok, [tok.encode(caption_of(int(y))) for y in labels], directions,
+                       MixedLayout(32, args.image_size // 2))
+    return {**batch, "images": images, "kind": "image_text", "vocab_size": tok.vocab_size}
+
+
 def measure(variant: str, args, dev: torch.device) -> dict:
     from core.batch_rng import BatchRNG
     from core.config import ModelConfig, TrainConfig
@@ -35,8 +53,11 @@ def measure(variant: str, args, dev: torch.device) -> dict:
     from objectives import get_objective
 
     torch._dynamo.reset()
-    spec = ModelSpec(image_channels=1, image_size=args.image_size, patch_size=2, num_classes=10, image_scale=0.8)
-    cls = get_objective("imm")
+    batch = example_batch(args)
+    mixed = args.objective == "mixed"
+    spec = ModelSpec(image_channels=1, image_size=args.image_size, patch_size=2, num_classes=0 if mixed else 10,
+                     image_scale=0.8, vocab_size=batch.pop("vocab_size", 0))
+    cls = get_objective(args.objective)
     obj = cls(cls.Config(k=8), spec)
     torch.manual_seed(0)
     shape = dict(n_layer=args.n_layer, d_model=args.d_model, n_head=args.n_head) if args.size == "tiny" else \
@@ -47,12 +68,11 @@ def measure(variant: str, args, dev: torch.device) -> dict:
     if variant == "heads":
         obj.compile_regions()
     opt = build_optimizer(model, TrainConfig(lr=3e-4, weight_decay=0.0), dev)
-    x = torch.randn(args.batch, 1, args.image_size, args.image_size, device=dev) * 0.5
-    y = torch.randint(0, 10, (args.batch,), device=dev)
+    batch = {k: v.to(dev) if torch.is_tensor(v) else v for k, v in batch.items()}
 
     def step(i: int) -> None:
         with autocast(dev, pick_dtype("auto", dev)):
-            loss = obj(model, {"images": x, "labels": y, "rng": BatchRNG(0, i, 0, device=dev)})["loss"]
+            loss = obj(model, {**batch, "rng": BatchRNG(0, i, 0, device=dev)})["loss"]
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -73,6 +93,7 @@ def measure(variant: str, args, dev: torch.device) -> dict:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--objective", choices=["imm", "mixed"], default="imm")
     p.add_argument("--variants", default="eager,regional,heads", help=", ".join(f"{k}: {v}" for k, v in VARIANTS.items()))
     p.add_argument("--size", default="tiny")
     p.add_argument("--n-layer", type=int, default=2)
@@ -92,7 +113,7 @@ def main():
     dev = pick_device("auto")
     if dev.type == "cpu":
         torch.set_num_threads(1)  # one host thread, as train.host_threads gives a GPU run
-    print(f"device {torch.cuda.get_device_name() if dev.type == 'cuda' else 'cpu'}, IMM step, batch {args.batch}, "
+    print(f"device {torch.cuda.get_device_name() if dev.type == 'cuda' else 'cpu'}, {args.objective} step, batch {args.batch}, "
           f"{args.image_size}x{args.image_size} images, size {args.size}")
     print("| variant | step ms (median) | top-level operators per step |\n|---|---|---|")
     for v in variants:
