@@ -119,13 +119,19 @@ def main():
     p.add_argument("--profile", action="store_true", help="with --throughput: the top kernels of each step")
     p.add_argument("--throughput-only", action="store_true", help="time the training steps, train nothing")
     p.add_argument("--skip-train", action="store_true", help="evaluate an existing run in --run-root")
+    p.add_argument("--smoke", action="store_true", help="tiny settings, to check the pipeline on a CPU")
     p.add_argument("--profile-steps", type=int, default=0, metavar="N",
                    help="profile N steps of the training run (host vs device time) into OUT/<objective>_train_profile.md")
     args = p.parse_args()
-    if not torch.cuda.is_available():
-        sys.exit("bench_imm needs a CUDA GPU")
+    if not torch.cuda.is_available() and not args.smoke:
+        sys.exit("bench_imm needs a CUDA GPU (--smoke checks the pipeline on a CPU)")
+    if args.smoke:  # one tiny training step count, 40 samples a row, nothing compiled
+        args.override = ["model.n_layer=1", "model.d_model=64", "model.n_head=2", "train.batch_size=8",
+                         "train.compile=false", "sample.eval_images=0", *args.override]
+        args.train_steps = args.train_steps or 20
     args.out.mkdir(parents=True, exist_ok=True)
-    res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "objective": args.objective}
+    res = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "torch": torch.__version__,
+           "objective": args.objective}
     run_dir = args.run_root / f"{args.objective}_mnist"
     if args.throughput or args.throughput_only:
         res["step_time"] = {name: step_time(name, profile=args.profile) for name in ("fm", "imm")}
@@ -152,18 +158,21 @@ def main():
     t = time.perf_counter()
     grids = args.run_root / "grids"
     plan = PLANS[args.objective]
+    if args.smoke:
+        plan = [(sampler, k, 40) for sampler, k, _ in plan]
     if args.guidance_sweep:  # the sweep gets the time that restart / Heun rows would take
         plan = [row for row in plan if row[0] == SWEEP_PLANS[args.objective][0][0]]
     rows, ev = evaluate_run(run_dir, plan, args.guidance, 1000, args.inception, args.data,
-                            compile=True, time_budget=budget, out=grids, quiet=True)
+                            compile=not args.smoke, time_budget=budget, out=grids, quiet=True)
     res["eval"] = rows
     write_table(rows, args.out, f"{args.objective}_eval")
     sweep = []
     if args.guidance_sweep:
         left = max(1.0, budget - (time.perf_counter() - t))
-        sweep, _ = sweep_guidance(run_dir, SWEEP_PLANS[args.objective], parse_weights(args.guidance_sweep), 1000,
-                               evaluator=ev, time_budget=left, inception=args.inception, data=args.data,
-                               compile=True, quiet=True)
+        sweep_plan = [(sampler, k, 40 if args.smoke else n) for sampler, k, n in SWEEP_PLANS[args.objective]]
+        sweep, _ = sweep_guidance(run_dir, sweep_plan, parse_weights(args.guidance_sweep), 1000,
+                                  evaluator=ev, time_budget=left, inception=args.inception, data=args.data,
+                                  compile=not args.smoke, quiet=True)
         res["guidance_sweep"] = sweep
         write_table(sweep, args.out, f"{args.objective}_guidance")
     res["eval_seconds"] = time.perf_counter() - t
