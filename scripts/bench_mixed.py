@@ -70,9 +70,13 @@ def imm_control(args, summary: dict, mixed_tcfg, n: int, evaluator) -> dict:
     run = args.work / "imm_control"
     smoke = ["model.n_layer=1", "model.d_model=64", "model.n_head=2", f"train.batch_size={batch}", "train.compile=false",
              "sample.eval_images=0"] if args.smoke else []
+    # within the call's time: training stops early (and says so) where the equal-images run would not fit
+    limit = [f"train.time_limit={max(30.0, left - 120):.0f}"] if args.end_time else []
     t = time.perf_counter()
     trained = train_run("imm", args.mnist, run, 0, steps=steps,
-                        overrides=[*matched_schedule(steps, summary["step"], mixed_tcfg)[1:], "train.eval_every=0", *smoke])
+                        overrides=[*matched_schedule(steps, summary["step"], mixed_tcfg)[1:], "train.eval_every=0",
+                                   *limit, *smoke])
+    out.update(trained_steps=trained.get("step"), trained_images=trained.get("step", 0) * batch, stop=trained.get("stop"))
     rows, _ = evaluate_run(run, [("imm_pushforward", k, n) for k in (4, 1, 2, 8)], args.guidance, 500, args.inception,
                            args.mnist, evaluator=evaluator, compile=not args.smoke, quiet=True,
                            time_budget=max(1.0, left - 60 - (time.perf_counter() - t)))
@@ -232,7 +236,8 @@ def main():
     if "imm_control" in res:
         c = res["imm_control"]
         lines += [f"\nimage-only IMM at equal images ({c['images']:,} caption -> image images = {c['steps']} steps of "
-                  f"{c['batch']}; class-conditional, guidance {args.guidance}):",
+                  f"{c['batch']}; trained {c.get('trained_steps')} steps, stop: {c.get('stop')}; class-conditional, "
+                  f"guidance {args.guidance}):",
                   markdown_table(c["eval"], ["steps", "nfe", "n", "fid", "fid_clf", "class_acc", "skipped"])
                   if c.get("eval") else c.get("skipped", "")]
     lines.append(f"evaluation: caption -> image rows {res['caption_to_image_eval_seconds']:.0f} s, "
