@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from scripts.eval_images import evaluate_run, parse_weights, sweep_guidance, write_table  # noqa: E402
+from scripts.eval_images import evaluate_run, parse_weights, write_table  # noqa: E402
 from scripts.tables import markdown_table  # noqa: E402
 
 # (sampler, steps, N) in order of importance: a time budget cuts the tail (those rows say "skipped")
@@ -170,9 +170,8 @@ def main():
     if args.guidance_sweep:
         left = max(1.0, budget - (time.perf_counter() - t))
         sweep_plan = [(sampler, k, 40 if args.smoke else n) for sampler, k, n in SWEEP_PLANS[args.objective]]
-        sweep, _ = sweep_guidance(run_dir, sweep_plan, parse_weights(args.guidance_sweep), 1000,
-                                  evaluator=ev, time_budget=left, inception=args.inception, data=args.data,
-                                  compile=not args.smoke, quiet=True)
+        sweep, _ = evaluate_run(run_dir, sweep_plan, parse_weights(args.guidance_sweep), 1000, args.inception,
+                                args.data, evaluator=ev, compile=not args.smoke, time_budget=left, quiet=True)
         res["guidance_sweep"] = sweep
         write_table(sweep, args.out, f"{args.objective}_guidance")
     res["eval_seconds"] = time.perf_counter() - t

@@ -119,7 +119,7 @@ def main():
     from core.attention import resolve_backend
     from core.device import pick_device
     from core.metrics_log import read_metrics
-    from scripts.eval_images import evaluate_run, parse_weights, sweep_guidance
+    from scripts.eval_images import evaluate_run, parse_weights
     from scripts.tables import markdown_table
 
     shutil.rmtree(args.work, ignore_errors=True)
@@ -195,9 +195,9 @@ def main():
     sweep = []
     if args.guidance_sweep:
         left = max(1.0, budget - (time.perf_counter() - t)) if budget else 0.0
-        sweep, _ = sweep_guidance(mixed_run, [("caption_to_image", 4, n)], parse_weights(args.guidance_sweep), 500,
-                               evaluator=ev, time_budget=left, inception=args.inception, data=args.mnist,
-                               compile=not args.smoke, quiet=True)
+        sweep, _ = evaluate_run(mixed_run, [("caption_to_image", 4, n)], parse_weights(args.guidance_sweep), 500,
+                                args.inception, args.mnist, evaluator=ev, compile=not args.smoke, quiet=True,
+                                time_budget=left)
     if sweep:
         res["caption_to_image_guidance"] = sweep
         write_table(sweep, args.out, "mixed_guidance")

@@ -34,13 +34,15 @@ COLUMNS = ["run", "objective", "sampler", "steps", "nfe", "guidance", "n", "batc
            "class_acc", "seconds_per_image", "peak_mem_gb", "skipped"]
 
 
-def evaluate_run(run_dir: Path, settings: list[tuple[str, int, int]], guidance: float, batch: int,
+def evaluate_run(run_dir: Path, settings: list[tuple[str, int, int]], guidance: float | list[float], batch: int,
                  inception: str = "", data: str = "", device: str = "auto", seed: int = 0, out: Path | None = None,
                  evaluator: ImageEvaluator | None = None, compile: bool = False, time_budget: float = 0.0,
                  quiet: bool = False, **sampler_options) -> tuple[list[dict], ImageEvaluator]:
     """settings: (sampler, steps, n) triples, in order; a sampler of "" means the run's default.
-    With a time budget, settings that would start after it are skipped (and listed as skipped).
-    ``sampler_options`` go to every sampler (e.g. spacing="edm" for the IMM samplers)."""
+    ``guidance``: one weight, or several: every setting at each weight in turn (the run is loaded
+    and compiled once). With a time budget, settings that would start after it are skipped (and
+    listed as skipped). ``sampler_options`` go to every sampler (e.g. spacing="edm" for the IMM samplers)."""
+    weights = guidance if isinstance(guidance, (list, tuple)) else [guidance]
     dev = pick_device(device)
     cfg, spec, model, ckpt = load_run(run_dir, device=dev)
     objective = get_objective(cfg.objective.name)(cfg.objective, spec)
@@ -60,7 +62,8 @@ def evaluate_run(run_dir: Path, settings: list[tuple[str, int, int]], guidance: 
         if not (data or cfg.data.eval_path) and cfg.data.path:
             raise ValueError(f"{run_dir} trained on shards: pass --data with labelled images to score its samples")
     rows, t0 = [], time.perf_counter()
-    for sampler, k, n in tqdm(settings, desc=f"eval {Path(run_dir).name}", disable=quiet):
+    plan = [(w, *setting) for w in weights for setting in settings]
+    for guidance, sampler, k, n in tqdm(plan, desc=f"eval {Path(run_dir).name}", disable=quiet):
         sampler = sampler or objective.default_sampler
         base = {"run": str(run_dir), "objective": cfg.objective.name, "sampler": sampler, "steps": k,
                 "guidance": guidance, "n": n, "batch": batch}
@@ -81,21 +84,6 @@ def evaluate_run(run_dir: Path, settings: list[tuple[str, int, int]], guidance: 
             save_grid(gen["images"][:100], out / f"{Path(run_dir).name}_{sampler}_{k}.png")
         if not quiet:
             tqdm.write(" ".join(f"{c}={row.get(c)}" for c in ("sampler", "steps", "nfe", "fid", "fid_clf", "class_acc")))
-    return rows, evaluator
-
-
-def sweep_guidance(run_dir: Path, settings: list[tuple[str, int, int]], weights: list[float], batch: int,
-                   evaluator: ImageEvaluator | None = None, time_budget: float = 0.0,
-                   **options) -> tuple[list[dict], ImageEvaluator]:
-    """``settings`` at each guidance weight in turn, sharing one evaluator and one time budget
-    (rows past the budget say "skipped"). ``options`` go to evaluate_run."""
-    rows, t0 = [], time.perf_counter()
-    for w in weights:
-        spent = time.perf_counter() - t0
-        # evaluate_run reads 0 as "no budget": a spent one goes in as negative, which skips every row
-        left = (time_budget - spent if spent < time_budget else -1.0) if time_budget else 0.0
-        r, evaluator = evaluate_run(run_dir, settings, w, batch, evaluator=evaluator, time_budget=left, **options)
-        rows += r
     return rows, evaluator
 
 
@@ -141,9 +129,9 @@ def main():
     rows, ev = [], None
     with friendly_errors():
         for run in args.run_dir:
-            r, ev = sweep_guidance(run, settings, weights, args.batch, evaluator=ev, inception=args.inception,
-                                   data=args.data, device=args.device, seed=args.seed, out=args.out,
-                                   compile=args.compile, **({"spacing": args.spacing} if args.spacing else {}))
+            r, ev = evaluate_run(run, settings, weights, args.batch, args.inception, args.data, args.device,
+                                 args.seed, args.out, evaluator=ev, compile=args.compile,
+                                 **({"spacing": args.spacing} if args.spacing else {}))
             rows += r
     write_table(rows, args.out)
     print(f"wrote {args.out / 'eval.csv'} and eval.json ({len(rows)} rows) in {time.perf_counter() - t0:.0f}s")

@@ -101,11 +101,11 @@ def test_eval_images_sweeps_guidance_weights_and_guidance_doubles_the_nfe(runs, 
     assert bad.returncode != 0 and "guidance weights must be numbers" in bad.stderr
 
 
-def test_sweep_guidance_shares_a_time_budget(runs):
-    from scripts.eval_images import sweep_guidance
+def test_guidance_weights_share_one_evaluation_and_its_time_budget(runs):
+    from scripts.eval_images import evaluate_run
 
-    rows, _ = sweep_guidance(runs / "fm", [("euler", 2, 8)], [1.0, 1.5], 8, quiet=True)
+    rows, _ = evaluate_run(runs / "fm", [("euler", 2, 8)], [1.0, 1.5], 8, quiet=True)
     assert [row["guidance"] for row in rows] == [1.0, 1.5] and all("skipped" not in row for row in rows)
-    rows, _ = sweep_guidance(runs / "fm", [("euler", 2, 8), ("euler", 4, 8)], [1.0, 1.5], 8, quiet=True,
-                             time_budget=1e-9)
+    rows, _ = evaluate_run(runs / "fm", [("euler", 2, 8), ("euler", 4, 8)], [1.0, 1.5], 8, quiet=True,
+                           time_budget=1e-9)
     assert len(rows) == 4 and all(row.get("skipped") == "time budget" for row in rows)
