@@ -102,7 +102,6 @@ class MixedTask(Task):
         self.tokens_per_sample = self.layout.seq_len
         self.texts = TextWindows(text_docs, self.tokenizer, self.layout.seq_len) if text_docs else None
         self.truncated = 0
-        self.caption_to_image_images = 0  # for comparisons with the image-only model at equal images
         self.eval_sets = None
         self._evaluator = None
         self._text_eval = None
@@ -131,7 +130,7 @@ class MixedTask(Task):
         # a fixed number of caption -> image groups per batch, first (the samples arrive shuffled): the
         # objective's no-grad target pass over those rows then keeps one shape, and one compiled graph
         groups = batch_size // o.M
-        noised = round(o.p_caption_to_image * groups)
+        noised = self._caption_to_image_groups(batch_size)
         directions = [CAPTION_TO_IMAGE] * (noised * o.M) + [IMAGE_TO_CAPTION] * ((groups - noised) * o.M)
         for s, d in zip(samples, directions):
             ids = self.tokenizer.encode(s["caption"])
@@ -142,7 +141,6 @@ class MixedTask(Task):
             captions.append(ids)
         batch = pack_batch(self.tokenizer, captions, directions, self.layout)
         batch["images"] = torch.stack([s["image"] for s in samples]) * self.scale
-        self.caption_to_image_images += noised * o.M
         batch["kind"] = "image_text"
         return batch
 
@@ -158,7 +156,17 @@ class MixedTask(Task):
 
     def data_state(self) -> dict:
         return {"images": self.images.consumed, "texts": self.texts.state() if self.texts else {},
-                "truncated_captions": self.truncated, "caption_to_image_images": self.caption_to_image_images}
+                "truncated_captions": self.truncated}
+
+    def _caption_to_image_groups(self, batch_size: int) -> int:
+        return round(self.cfg.objective.p_caption_to_image * (batch_size // self.cfg.objective.M))
+
+    @property
+    def caption_to_image_images(self) -> int:
+        """Images trained caption -> image so far (for the image-only model at equal images): every
+        image-text batch takes a batch of images and leads with a fixed number of such groups."""
+        b = self.cfg.train.batch_size
+        return self.images.consumed // b * self._caption_to_image_groups(b) * self.cfg.objective.M
 
     @property
     def text_tokens_seen(self) -> int:
@@ -170,7 +178,6 @@ class MixedTask(Task):
         if self.texts is not None:
             self.texts.load_state(state.get("texts", {}))
         self.truncated = state.get("truncated_captions", 0)
-        self.caption_to_image_images = state.get("caption_to_image_images", 0)
 
     def stream_stats(self) -> dict:
         out = {"data/truncated_captions": self.truncated, "data/text_tokens": self.text_tokens_seen,
