@@ -55,13 +55,13 @@ def matched_schedule(steps: int, mixed_steps: int, tcfg) -> list[str]:
 def imm_control(args, summary: dict, mixed_tcfg, n: int, evaluator) -> dict:
     """The image-only IMM model trained on as many images as the mixed run's caption -> image rows,
     on the mixed run's learning-rate curve at the same share of its work; evaluated like it."""
-    import yaml
-
+    from core.config import build_config
+    from objectives.imm import IMMConfig
     from scripts.bench_imm import train_run
     from scripts.eval_images import evaluate_run
 
     images = summary.get("data/caption_to_image_images", 0)
-    batch = 8 if args.smoke else yaml.safe_load((ROOT / "configs/imm_mnist.yaml").read_text())["train"]["batch_size"]
+    batch = 8 if args.smoke else build_config("imm", IMMConfig, [ROOT / "configs/imm_mnist.yaml"], []).train.batch_size
     steps = max(1, math.ceil(images / batch))
     out = {"images": images, "batch": batch, "steps": steps}
     left = args.end_time - time.time() if args.end_time else float("inf")

@@ -54,4 +54,3 @@ def test_image_mode_is_bidirectional_and_conditioned():
     for key, value in (("noise_t", torch.tensor([900.0])), ("noise_s", torch.tensor([0.0])), ("labels", torch.tensor([4]))):
         other = m("image", x=x, **{**args, key: value})
         assert not torch.allclose(base, other), key
-
