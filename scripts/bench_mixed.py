@@ -96,16 +96,17 @@ def main():
     p.add_argument("--inception", default="")
     p.add_argument("--out", type=Path, default=Path("results/bench_mixed"))
     p.add_argument("--work", type=Path, default=Path("/tmp/bench_mixed"))
-    p.add_argument("--train-seconds", type=float, default=360)
+    p.add_argument("--train-seconds", type=float, default=340)
     p.add_argument("--n", type=int, default=10000, help="samples for FID and image->caption accuracy")
-    p.add_argument("--guidance", type=float, default=1.5)
+    p.add_argument("--guidance", type=float, default=None,
+                   help="caption -> image guidance weight (default: the recipe's sample.guidance)")
     p.add_argument("--guidance-sweep", default="", metavar="W,W",
                    help="also evaluate caption -> image at 4 steps with these guidance weights (mixed_guidance.csv)")
     p.add_argument("--end-time", type=float, default=0,
                    help="unix time by which the evaluation should end (later caption->image rows are skipped)")
     p.add_argument("--profile", type=int, default=0, metavar="STEPS",
                    help="profile this many mixed training steps (profile.md: host operators and device kernels)")
-    p.add_argument("--text-evals", type=int, default=500, metavar="STEPS",
+    p.add_argument("--text-evals", type=int, default=250, metavar="STEPS",
                    help="evaluate text bits per byte every this many mixed steps (and the AR-only control at the same "
                         "shares of its text), so that each model's best is compared: both memorise tinyshakespeare")
     p.add_argument("--imm-control", action="store_true",
@@ -129,7 +130,7 @@ def main():
     res: dict = {"device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu", "torch": torch.__version__}
     img, txt = shards(args.mnist, args.text, args.work / "shards")
     small = ["model.n_layer=1", "model.d_model=64", "model.n_head=2", "train.batch_size=8", "train.compile=false",
-             "data.num_workers=0", "sample.eval_images=20", "train.eval_batches=1"] if args.smoke else []
+             "data.num_workers=0", "sample.eval_images=20", "train.eval_batches=1", "train.steps=40"] if args.smoke else []
     mixed_run = args.work / "mixed"
     t = time.perf_counter()
     summary = train.main(["--objective", "mixed", "--config", str(ROOT / "configs/mixed_mnist.yaml"), "--data", img,
@@ -149,6 +150,8 @@ def main():
     cfg = load_saved_config(mixed_run / "config.yaml", get_objective)
     res["attention_backend"] = resolve_backend(cfg.model.attn_backend, dev).name
     res["overrides"] = args.override
+    if args.guidance is None:
+        args.guidance = cfg.sample.guidance
     log(f"mixed: {summary}")
     save = lambda: (args.out / "bench_mixed.json").write_text(json.dumps(res, indent=1, default=str))  # noqa: E731
     save()  # each stage's figures survive a later stage running out of time
@@ -219,7 +222,7 @@ def main():
     if args.imm_control:
         res["imm_control"] = imm_control(args, summary, cfg.train, n, ev)
         save()
-    lines = [f"device {res['device']}, attention backend {res['attention_backend']}, caption -> image:",
+    lines = [f"device {res['device']}, attention backend {res['attention_backend']}, caption -> image (guidance {args.guidance}):",
              markdown_table(c2i, ["steps", "nfe", "n", "fid", "fid_clf", "class_acc", "skipped"])]
     if sweep:
         lines += ["\ncaption -> image at 4 steps by guidance weight:",
