@@ -82,6 +82,9 @@ class TrainConfig:
     # with compile_mode=regional, also compile the image codec's heads and the IMM loss: image
     # training on a GPU waits on the host, and these are its many small operations
     compile_heads: bool = False
+    # with compile: run each compiled region as a CUDA graph (torch.compile's reduce-overhead mode), one
+    # launch instead of dozens of kernels. Image and mixed steps wait on the host on a GPU; no effect on a CPU
+    cuda_graphs: bool = False
     dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16
     device: str = "auto"
     # intra-op CPU threads of a process that drives a GPU (0: torch's default). Batches are assembled

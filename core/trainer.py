@@ -116,18 +116,21 @@ class Trainer:
         from core.parallel import wrap_model
 
         tcfg = self.cfg.train
+        if tcfg.cuda_graphs and not tcfg.compile:
+            raise ConfigError("train.cuda_graphs=true runs the compiled regions as CUDA graphs: set train.compile=true too")
+        mode = "reduce-overhead" if tcfg.cuda_graphs else None
         if tcfg.compile:
             set_kernel_tuning(tcfg.compile_tuning)
         if tcfg.compile and tcfg.compile_mode == "regional":
-            model.compile_regions(image_heads=tcfg.compile_heads)
+            model.compile_regions(mode, image_heads=tcfg.compile_heads)
             if tcfg.compile_heads and hasattr(self.objective, "compile_regions"):
-                self.objective.compile_regions()
+                self.objective.compile_regions(mode)
         elif tcfg.compile and tcfg.compile_mode != "full":
             raise ConfigError(f"train.compile_mode={tcfg.compile_mode!r}: choose regional or full")
         wrapped = wrap_model(model, tcfg.distributed, self.dist, self.device)
         self.loss_fn = self.objective
         if tcfg.compile and tcfg.compile_mode == "full":
-            self.loss_fn = torch.compile(self.objective.__call__)
+            self.loss_fn = torch.compile(self.objective.__call__, mode=mode)
         return wrapped
 
     # --- bookkeeping --------------------------------------------------------------------------
@@ -293,6 +296,8 @@ class Trainer:
         total = None
         extras: dict = {}
         for micro in range(tcfg.grad_accum):
+            if tcfg.cuda_graphs:  # a new iteration: the graphs' previous outputs may be overwritten
+                torch.compiler.cudagraph_mark_step_begin()
             batch = _to(self.task.train_batch(self.step, micro, tcfg.batch_size), self.device)
             batch["rng"] = BatchRNG(tcfg.seed, self.step, micro, self.dist.rank, self.dist.world, self.device)
             sync_now = micro == tcfg.grad_accum - 1

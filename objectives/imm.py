@@ -114,9 +114,9 @@ class CompilableMMD:
 
     mmd_loss = staticmethod(imm_loss)
 
-    def compile_regions(self) -> None:
+    def compile_regions(self, mode: str | None = None) -> None:
         """train.compile_heads: the loss's small operations as one graph (fewer host dispatches)."""
-        self.mmd_loss = torch.compile(imm_loss, dynamic=False)
+        self.mmd_loss = torch.compile(imm_loss, mode=mode, dynamic=False)
 
 
 @OBJECTIVES.register("imm")

@@ -1,11 +1,12 @@
 #!/usr/bin/env python
 """Host cost of an IMM or mixed training step: how many operators the host dispatches per step, and
 the step time, under each compile setting. Image and mixed training on a GPU wait on the host, so
-fewer top-level operators per step is what `train.compile_heads` is for; on a CPU with tiny widths
-the step time is mostly that host cost too.
+fewer top-level operators per step is what `train.compile_heads` is for, and one launch per compiled
+region what `train.cuda_graphs` is for; on a CPU with tiny widths the step time is mostly that host
+cost too (and CUDA graphs do nothing there).
 
   python scripts/bench_host_ops.py                      # tiny widths, this machine
-  python scripts/bench_host_ops.py --size dit-s --n-layer 8 --batch 256 --image-size 32   # the MNIST recipe's shape (GPU)
+  python scripts/bench_host_ops.py --size dit-s --n-layer 8 --batch 256 --image-size 32 --variants regional,heads,graphs   # the MNIST recipe's shape (GPU)
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ VARIANTS = {
     "eager": "nothing compiled",
     "regional": "each block and the text head compiled (train.compile=true, the default)",
     "heads": "regional plus the image codec's heads and the IMM loss (train.compile_heads=true)",
+    "graphs": "heads, each compiled region run as a CUDA graph (train.cuda_graphs=true; GPU only)",
 }
 
 
@@ -63,14 +65,18 @@ def measure(variant: str, args, dev: torch.device) -> dict:
     shape = dict(n_layer=args.n_layer, d_model=args.d_model, n_head=args.n_head) if args.size == "tiny" else \
         dict(n_layer=args.n_layer)
     model = Model(ModelConfig(size=args.size, **shape), spec).to(dev)
+    graphs = variant == "graphs"
+    mode = "reduce-overhead" if graphs else None
     if variant != "eager":
-        model.compile_regions(image_heads=variant == "heads")
-    if variant == "heads":
-        obj.compile_regions()
+        model.compile_regions(mode, image_heads=variant in ("heads", "graphs"))
+    if variant in ("heads", "graphs"):
+        obj.compile_regions(mode)
     opt = build_optimizer(model, TrainConfig(lr=3e-4, weight_decay=0.0), dev)
     batch = {k: v.to(dev) if torch.is_tensor(v) else v for k, v in batch.items()}
 
     def step(i: int) -> None:
+        if graphs:
+            torch.compiler.cudagraph_mark_step_begin()
         with autocast(dev, pick_dtype("auto", dev)):
             loss = obj(model, {**batch, "rng": BatchRNG(0, i, 0, device=dev)})["loss"]
         loss.backward()

@@ -58,6 +58,13 @@ def test_unknown_key_and_objective(tmp_path, capsys):
     assert code == 2 and "Registered objectives: " in err and "ar" in err
 
 
+def test_cuda_graphs_without_compile_is_refused(tmp_path, capsys):
+    run = tmp_path / "r"
+    code, err = run_main(capsys, "--objective", "ar", "--run-dir", str(run), *TINY, "train.cuda_graphs=true")
+    assert code == 2 and "train.compile=true" in err
+    assert not run.exists()
+
+
 def test_existing_run_dir_is_not_touched(tmp_path, capsys):
     run = tmp_path / "r"
     run.mkdir()
