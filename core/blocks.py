@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from core.attention import Prepared
 from core.kv_cache import KVCache
@@ -25,8 +26,9 @@ class Modulation:
 
 
 class Attention(nn.Module):
-    def __init__(self, d_model: int, n_head: int, qk_norm: bool, dropout: float):
+    def __init__(self, d_model: int, n_head: int, qk_norm: bool, dropout: float, split: bool = False):
         super().__init__()
+        self.split = split
         if d_model % n_head:
             raise ValueError(f"d_model={d_model} is not divisible by n_head={n_head}")
         self.n_head, self.head_dim = n_head, d_model // n_head
@@ -38,7 +40,10 @@ class Attention(nn.Module):
 
     def forward(self, x, rope, prepared: Prepared, cache: KVCache | None = None, layer: int = 0):
         b, l, d = x.shape
-        q, k, v = self.qkv(x).view(b, l, 3, self.n_head, self.head_dim).unbind(2)
+        if self.split:  # model.split_projections
+            q, k, v = (F.linear(x, w).view(b, l, self.n_head, self.head_dim) for w in self.qkv.weight.chunk(3))
+        else:
+            q, k, v = self.qkv(x).view(b, l, 3, self.n_head, self.head_dim).unbind(2)
         cos, sin = rope
         q = apply_rotary(self.q_norm(q), cos, sin).transpose(1, 2)
         k = apply_rotary(self.k_norm(k), cos, sin).transpose(1, 2)
@@ -51,12 +56,13 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, d_model, n_head, mlp_hidden, qk_norm=True, dropout=0.0, cond_dim: int | None = None):
+    def __init__(self, d_model, n_head, mlp_hidden, qk_norm=True, dropout=0.0, cond_dim: int | None = None,
+                 split_projections: bool = False):
         super().__init__()
         self.norm1 = RMSNorm(d_model)
-        self.attn = Attention(d_model, n_head, qk_norm, dropout)
+        self.attn = Attention(d_model, n_head, qk_norm, dropout, split_projections)
         self.norm2 = RMSNorm(d_model)
-        self.mlp = SwiGLU(d_model, mlp_hidden)
+        self.mlp = SwiGLU(d_model, mlp_hidden, split_projections)
         self.drop = nn.Dropout(dropout)
         self.adaln = nn.Linear(cond_dim, 6 * d_model) if cond_dim else None
 

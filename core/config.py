@@ -27,6 +27,10 @@ class ModelConfig:
     d_model: int | None = None
     mlp_ratio: float = 4.0
     qk_norm: bool = True
+    # compute the fused q/k/v and gate/up projections as one matmul per slice of their weights (same
+    # weights, same function): the backward then writes each gradient on its own instead of through a
+    # concatenation, whose generated kernel reads every input once per output half
+    split_projections: bool = False
     dropout: float = 0.0
     rope_base: float = 10000.0
     init_std: float = 0.02

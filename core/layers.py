@@ -23,13 +23,17 @@ def swiglu_hidden(d_model: int, mlp_ratio: float, multiple: int = 64) -> int:
 
 
 class SwiGLU(nn.Module):
-    def __init__(self, d_model: int, hidden: int):
+    def __init__(self, d_model: int, hidden: int, split: bool = False):
         super().__init__()
         self.gate_up = nn.Linear(d_model, 2 * hidden, bias=False)
         self.down = nn.Linear(hidden, d_model, bias=False)
+        self.split = split
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        if self.split:  # model.split_projections
+            gate, up = (F.linear(x, w) for w in self.gate_up.weight.chunk(2))
+        else:
+            gate, up = self.gate_up(x).chunk(2, dim=-1)
         return self.down(F.silu(gate) * up)
 
 

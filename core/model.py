@@ -52,7 +52,7 @@ class Model(nn.Module):
         has_image = spec.image_channels > 0
         self.backbone = Transformer(
             shape["n_layer"], shape["n_head"], d, cfg.mlp_ratio, cfg.qk_norm, cfg.dropout, cfg.rope_base,
-            cond_dim=d if has_image else None, attn_backend=cfg.attn_backend,
+            cond_dim=d if has_image else None, attn_backend=cfg.attn_backend, split_projections=cfg.split_projections,
         )
         self.backbone.reset_parameters(cfg.init_std)
         self.text = TextCodec(spec.vocab_size, d, cfg.tie_embeddings, cfg.init_std) if spec.vocab_size else None

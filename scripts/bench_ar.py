@@ -181,6 +181,7 @@ THROUGHPUT_VARIANTS = {
     "ours_tuned": "our backbone, compiled blocks with coordinate-descent kernel tuning (train.compile_tuning)",
     "ours_full_tuned": "our backbone, the whole loss compiled with coordinate-descent kernel tuning",
     "ours_no_qk_norm": "our backbone without QK-norm (diagnostic: what QK-norm costs)",
+    "ours_split": "our backbone, compiled blocks, q/k/v and gate/up as separate matmuls (model.split_projections)",
 }
 
 
@@ -203,7 +204,7 @@ def phase_throughput(dev, variants=("reference", "ours_regional", "ours_full"), 
 
             n_params = sum(p.numel() for p in model.parameters()) - model.wpe.weight.numel()
         else:
-            mcfg = ModelConfig(size="gpt2-124m", qk_norm=name != "ours_no_qk_norm")
+            mcfg = ModelConfig(size="gpt2-124m", qk_norm=name != "ours_no_qk_norm", split_projections=name == "ours_split")
             model = Model(mcfg, ModelSpec(vocab_size=vocab)).to(dev)
             opt = build_optimizer(model, TrainConfig(lr=6e-4), dev)
             obj = AutoregressiveObjective(ARConfig())

@@ -54,3 +54,25 @@ def test_image_mode_is_bidirectional_and_conditioned():
     for key, value in (("noise_t", torch.tensor([900.0])), ("noise_s", torch.tensor([0.0])), ("labels", torch.tensor([4]))):
         other = m("image", x=x, **{**args, key: value})
         assert not torch.allclose(base, other), key
+
+
+def test_split_projections_compute_the_same_function_and_gradients():
+    """model.split_projections only changes how q/k/v and gate/up are computed: same weights, same
+    outputs, same gradients (image mode, so adaLN and every projection carry signal)."""
+    fused, split = image_model(), image_model(split_projections=True)
+    for p in fused.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    split.load_state_dict(fused.state_dict())
+    x = torch.randn(3, 1, 8, 8)
+    args = dict(noise_t=torch.tensor([500.0, 20.0, 900.0]), noise_s=torch.tensor([100.0, 0.0, 450.0]),
+                labels=torch.tensor([3, 0, 9]))
+    outs = []
+    for m in (fused, split):
+        out = m("image", x=x, **args)
+        out.square().sum().backward()
+        outs.append(out)
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-5, atol=1e-6)
+    assert outs[0].abs().sum() > 0
+    for (name, a), b in zip(fused.named_parameters(), split.parameters()):
+        assert a.grad is not None and a.grad.abs().sum() > 0, name
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-6, msg=name)
