@@ -31,6 +31,9 @@ class ModelConfig:
     # weights, same function): the backward then writes each gradient on its own instead of through a
     # concatenation, whose generated kernel reads every input once per output half
     split_projections: bool = False
+    # the text loss with its head's gradients computed in the forward pass (core/linear_cross_entropy.py):
+    # one pass over the logits for the loss and their gradient, and no logits kept for the backward
+    fused_cross_entropy: bool = False
     dropout: float = 0.0
     rope_base: float = 10000.0
     init_std: float = 0.02

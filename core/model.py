@@ -55,7 +55,8 @@ class Model(nn.Module):
             cond_dim=d if has_image else None, attn_backend=cfg.attn_backend, split_projections=cfg.split_projections,
         )
         self.backbone.reset_parameters(cfg.init_std)
-        self.text = TextCodec(spec.vocab_size, d, cfg.tie_embeddings, cfg.init_std) if spec.vocab_size else None
+        self.text = (TextCodec(spec.vocab_size, d, cfg.tie_embeddings, cfg.init_std, cfg.fused_cross_entropy)
+                     if spec.vocab_size else None)
         self.image = (
             ImageCodec(spec.image_channels, spec.image_size, spec.patch_size, d, spec.num_classes, d, cfg.init_std)
             if has_image else None

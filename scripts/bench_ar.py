@@ -182,6 +182,8 @@ THROUGHPUT_VARIANTS = {
     "ours_full_tuned": "our backbone, the whole loss compiled with coordinate-descent kernel tuning",
     "ours_no_qk_norm": "our backbone without QK-norm (diagnostic: what QK-norm costs)",
     "ours_split": "our backbone, compiled blocks, q/k/v and gate/up as separate matmuls (model.split_projections)",
+    "ours_fused_ce": "our backbone, compiled blocks, the head's gradients computed with the loss (model.fused_cross_entropy)",
+    "ours_split_fused_ce": "both of the two above",
 }
 
 
@@ -204,7 +206,8 @@ def phase_throughput(dev, variants=("reference", "ours_regional", "ours_full"), 
 
             n_params = sum(p.numel() for p in model.parameters()) - model.wpe.weight.numel()
         else:
-            mcfg = ModelConfig(size="gpt2-124m", qk_norm=name != "ours_no_qk_norm", split_projections=name == "ours_split")
+            mcfg = ModelConfig(size="gpt2-124m", qk_norm=name != "ours_no_qk_norm", split_projections="split" in name,
+                               fused_cross_entropy="fused_ce" in name)
             model = Model(mcfg, ModelSpec(vocab_size=vocab)).to(dev)
             opt = build_optimizer(model, TrainConfig(lr=6e-4), dev)
             obj = AutoregressiveObjective(ARConfig())
