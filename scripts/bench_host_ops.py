@@ -74,7 +74,7 @@ def measure(variant: str, args, dev: torch.device) -> dict:
     opt = build_optimizer(model, TrainConfig(lr=3e-4, weight_decay=0.0), dev)
     batch = {k: v.to(dev) if torch.is_tensor(v) else v for k, v in batch.items()}
 
-    def step(i: int) -> None:
+    def step(i: int) -> torch.Tensor:
         if graphs:
             torch.compiler.cudagraph_mark_step_begin()
         with autocast(dev, pick_dtype("auto", dev)):
@@ -82,11 +82,14 @@ def measure(variant: str, args, dev: torch.device) -> dict:
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
+        return loss.detach()
 
-    times = []
+    times, first_losses = [], []
     for i in range(args.warmup + args.steps):
         t0 = time.perf_counter()
-        step(i)
+        loss = step(i)
+        if i < 3:  # the same seed and batch in every variant: these say whether they compute the same thing
+            first_losses.append(float(loss))
         if dev.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
@@ -94,7 +97,8 @@ def measure(variant: str, args, dev: torch.device) -> dict:
         for i in range(5):
             step(i)
     top = [e for e in prof.events() if e.name.startswith("aten::") and e.cpu_parent is None]
-    return {"variant": variant, "step_ms": 1000 * statistics.median(times[args.warmup:]), "top_level_ops": len(top) / 5}
+    return {"variant": variant, "step_ms": 1000 * statistics.median(times[args.warmup:]), "top_level_ops": len(top) / 5,
+            "first_losses": first_losses}
 
 
 def main():
@@ -121,10 +125,11 @@ def main():
         torch.set_num_threads(1)  # one host thread, as train.host_threads gives a GPU run
     print(f"device {torch.cuda.get_device_name() if dev.type == 'cuda' else 'cpu'}, {args.objective} step, batch {args.batch}, "
           f"{args.image_size}x{args.image_size} images, size {args.size}")
-    print("| variant | step ms (median) | top-level operators per step |\n|---|---|---|")
+    print("| variant | step ms (median) | top-level operators per step | loss at steps 0 / 1 / 2 |\n|---|---|---|---|")
     for v in variants:
         r = measure(v, args, dev)
-        print(f"| {v} | {r['step_ms']:.1f} | {r['top_level_ops']:.0f} |", flush=True)
+        losses = " / ".join(f"{x:.6g}" for x in r["first_losses"])
+        print(f"| {v} | {r['step_ms']:.1f} | {r['top_level_ops']:.0f} | {losses} |", flush=True)
 
 
 if __name__ == "__main__":
