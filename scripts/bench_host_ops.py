@@ -6,7 +6,7 @@ region what `train.cuda_graphs` is for; on a CPU with tiny widths the step time 
 cost too (and CUDA graphs do nothing there).
 
   python scripts/bench_host_ops.py                      # tiny widths, this machine
-  python scripts/bench_host_ops.py --size dit-s --n-layer 8 --batch 256 --image-size 32 --variants regional,heads,graphs   # the MNIST recipe's shape (GPU)
+  python scripts/bench_host_ops.py --size dit-s --n-layer 8 --batch 256 --image-size 32 --variants regional,heads,graphs,full,full_graphs   # the MNIST recipe's shape (GPU)
 """
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ VARIANTS = {
     "regional": "each block and the text head compiled (train.compile=true, the default)",
     "heads": "regional plus the image codec's heads and the IMM loss (train.compile_heads=true)",
     "graphs": "heads, each compiled region run as a CUDA graph (train.cuda_graphs=true; GPU only)",
+    "full": "the whole loss as one compiled graph (train.compile_mode=full)",
+    "full_graphs": "full, run as a CUDA graph (train.compile_mode=full train.cuda_graphs=true; GPU only)",
 }
 
 
@@ -55,6 +57,7 @@ def measure(variant: str, args, dev: torch.device) -> dict:
     from objectives import get_objective
 
     torch._dynamo.reset()
+    torch.manual_seed(0)  # the same batch and weights in every variant
     batch = example_batch(args)
     mixed = args.objective == "mixed"
     spec = ModelSpec(image_channels=1, image_size=args.image_size, patch_size=2, num_classes=0 if mixed else 10,
@@ -65,9 +68,12 @@ def measure(variant: str, args, dev: torch.device) -> dict:
     shape = dict(n_layer=args.n_layer, d_model=args.d_model, n_head=args.n_head) if args.size == "tiny" else \
         dict(n_layer=args.n_layer)
     model = Model(ModelConfig(size=args.size, **shape), spec).to(dev)
-    graphs = variant == "graphs"
+    graphs = variant.endswith("graphs")
     mode = "reduce-overhead" if graphs else None
-    if variant != "eager":
+    loss_fn = obj
+    if variant.startswith("full"):  # as the trainer does for train.compile_mode=full
+        loss_fn = torch.compile(obj.__call__, mode=mode)
+    elif variant != "eager":
         model.compile_regions(mode, image_heads=variant in ("heads", "graphs"))
     if variant in ("heads", "graphs"):
         obj.compile_regions(mode)
@@ -78,7 +84,7 @@ def measure(variant: str, args, dev: torch.device) -> dict:
         if graphs:
             torch.compiler.cudagraph_mark_step_begin()
         with autocast(dev, pick_dtype("auto", dev)):
-            loss = obj(model, {**batch, "rng": BatchRNG(0, i, 0, device=dev)})["loss"]
+            loss = loss_fn(model, {**batch, "rng": BatchRNG(0, i, 0, device=dev)})["loss"]
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
