@@ -17,7 +17,6 @@ from tqdm import tqdm
 
 from core import checkpoint as ckpt_lib
 from core.batch_rng import BatchRNG
-from core.config import ConfigError
 from core.context import RunContext
 from core.device import pick_dtype, sync
 from core.distributed import all_reduce_mean, barrier, gather_rng, init_distributed
@@ -112,26 +111,11 @@ class Trainer:
 
     def _wrap(self, model):
         """Compile (per block, or the whole loss function) and then wrap for data parallelism."""
-        from core.compile_tuning import set_kernel_tuning
         from core.parallel import wrap_model
+        from core.training_compile import compile_for_training
 
-        tcfg = self.cfg.train
-        if tcfg.cuda_graphs and not tcfg.compile:
-            raise ConfigError("train.cuda_graphs=true runs the compiled regions as CUDA graphs: set train.compile=true too")
-        mode = "reduce-overhead" if tcfg.cuda_graphs else None
-        if tcfg.compile:
-            set_kernel_tuning(tcfg.compile_tuning)
-        if tcfg.compile and tcfg.compile_mode == "regional":
-            model.compile_regions(mode, image_heads=tcfg.compile_heads)
-            if tcfg.compile_heads and hasattr(self.objective, "compile_regions"):
-                self.objective.compile_regions(mode)
-        elif tcfg.compile and tcfg.compile_mode != "full":
-            raise ConfigError(f"train.compile_mode={tcfg.compile_mode!r}: choose regional or full")
-        wrapped = wrap_model(model, tcfg.distributed, self.dist, self.device)
-        self.loss_fn = self.objective
-        if tcfg.compile and tcfg.compile_mode == "full":
-            self.loss_fn = torch.compile(self.objective.__call__, mode=mode)
-        return wrapped
+        self.loss_fn = compile_for_training(model, self.objective, self.cfg.train)
+        return wrap_model(model, self.cfg.train.distributed, self.dist, self.device)
 
     # --- bookkeeping --------------------------------------------------------------------------
     @property

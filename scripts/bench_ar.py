@@ -86,18 +86,19 @@ def compiled_options_check(dev, vocab=50304) -> dict:
     the loss and of all gradients, one batch at a 124M-like width and two layers."""
     tokens = torch.randint(0, vocab, (4, 257), device=dev)
     runs = {}
-    for name, kw in (("default", {}), ("split", {"split_projections": True}), ("fused_ce", {"fused_cross_entropy": True})):
+    for name in ("ours_regional", "ours_split", "ours_fused_ce"):
         torch.manual_seed(0)
         torch._dynamo.reset()
-        m = Model(ModelConfig(size="gpt2-124m", n_layer=2, **kw), ModelSpec(vocab_size=vocab)).to(dev)
+        m = Model(ours_config(name, n_layer=2), ModelSpec(vocab_size=vocab)).to(dev)
         m.compile_regions()
         with torch.autocast("cuda", dtype=torch.bfloat16):
             loss = m("text", tokens=tokens[:, :-1], targets=tokens[:, 1:])
         loss.backward()
         runs[name] = (loss.detach().float(), torch.cat([p.grad.flatten().float() for p in m.parameters()]))
-    base_loss, base_grad = runs.pop("default")
+    base_loss, base_grad = runs.pop("ours_regional")
     out = {}
     for name, (loss, grad) in runs.items():
+        name = name.removeprefix("ours_")
         out[f"{name}_loss_rel_err_bf16"] = (abs(loss - base_loss) / base_loss).item()
         out[f"{name}_grad_rel_err_bf16"] = ((grad - base_grad).norm() / base_grad.norm()).item()
     torch._dynamo.reset()
@@ -214,6 +215,12 @@ THROUGHPUT_VARIANTS = {
 }
 
 
+def ours_config(variant: str, **shape) -> ModelConfig:
+    """Our 124M-shape model as a throughput variant builds it."""
+    return ModelConfig(size="gpt2-124m", qk_norm=variant != "ours_no_qk_norm", split_projections="split" in variant,
+                       fused_cross_entropy="fused_ce" in variant, **shape)
+
+
 def phase_throughput(dev, variants=("reference", "ours_regional", "ours_full"), profile=(), batch=32, ctx=1024,
                      vocab=50304, warmup=10, steps=30, on_variant=lambda part: None, profile_rows=15) -> dict:
     """Same loop for every variant: bf16 autocast, grad clip, fused AdamW; loss inside the compiled code.
@@ -233,9 +240,7 @@ def phase_throughput(dev, variants=("reference", "ours_regional", "ours_full"), 
 
             n_params = sum(p.numel() for p in model.parameters()) - model.wpe.weight.numel()
         else:
-            mcfg = ModelConfig(size="gpt2-124m", qk_norm=name != "ours_no_qk_norm", split_projections="split" in name,
-                               fused_cross_entropy="fused_ce" in name)
-            model = Model(mcfg, ModelSpec(vocab_size=vocab)).to(dev)
+            model = Model(ours_config(name), ModelSpec(vocab_size=vocab)).to(dev)
             opt = build_optimizer(model, TrainConfig(lr=6e-4), dev)
             obj = AutoregressiveObjective(ARConfig())
             if name.startswith("ours_full"):

@@ -20,13 +20,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
+# each variant: what it compiles, and the train settings that do it (through the trainer's own
+# compile_for_training)
 VARIANTS = {
-    "eager": "nothing compiled",
-    "regional": "each block and the text head compiled (train.compile=true, the default)",
-    "heads": "regional plus the image codec's heads and the IMM loss (train.compile_heads=true)",
-    "graphs": "heads, each compiled region run as a CUDA graph (train.cuda_graphs=true; GPU only)",
-    "full": "the whole loss as one compiled graph (train.compile_mode=full)",
-    "full_graphs": "full, run as a CUDA graph (train.compile_mode=full train.cuda_graphs=true; GPU only)",
+    "eager": ("nothing compiled", {"compile": False}),
+    "regional": ("each block and the text head compiled (train.compile=true, the default)", {"compile": True}),
+    "heads": ("regional plus the image codec's heads and the IMM loss (train.compile_heads=true)",
+              {"compile": True, "compile_heads": True}),
+    "graphs": ("heads, each compiled region run as a CUDA graph (train.cuda_graphs=true; GPU only)",
+               {"compile": True, "compile_heads": True, "cuda_graphs": True}),
+    "full": ("the whole loss as one compiled graph (train.compile_mode=full)", {"compile": True, "compile_mode": "full"}),
+    "full_graphs": ("full, run as a CUDA graph (train.compile_mode=full train.cuda_graphs=true; GPU only)",
+                    {"compile": True, "compile_mode": "full", "cuda_graphs": True}),
 }
 
 
@@ -54,6 +59,7 @@ def measure(variant: str, args, dev: torch.device) -> dict:
     from core.device import autocast, pick_dtype
     from core.model import Model, ModelSpec
     from core.optim import build_optimizer
+    from core.training_compile import compile_for_training
     from objectives import get_objective
 
     torch._dynamo.reset()
@@ -68,20 +74,13 @@ def measure(variant: str, args, dev: torch.device) -> dict:
     shape = dict(n_layer=args.n_layer, d_model=args.d_model, n_head=args.n_head) if args.size == "tiny" else \
         dict(n_layer=args.n_layer)
     model = Model(ModelConfig(size=args.size, **shape), spec).to(dev)
-    graphs = variant.endswith("graphs")
-    mode = "reduce-overhead" if graphs else None
-    loss_fn = obj
-    if variant.startswith("full"):  # as the trainer does for train.compile_mode=full
-        loss_fn = torch.compile(obj.__call__, mode=mode)
-    elif variant != "eager":
-        model.compile_regions(mode, image_heads=variant in ("heads", "graphs"))
-    if variant in ("heads", "graphs"):
-        obj.compile_regions(mode)
-    opt = build_optimizer(model, TrainConfig(lr=3e-4, weight_decay=0.0), dev)
+    tcfg = TrainConfig(lr=3e-4, weight_decay=0.0, **VARIANTS[variant][1])
+    loss_fn = compile_for_training(model, obj, tcfg)
+    opt = build_optimizer(model, tcfg, dev)
     batch = {k: v.to(dev) if torch.is_tensor(v) else v for k, v in batch.items()}
 
     def step(i: int) -> torch.Tensor:
-        if graphs:
+        if tcfg.cuda_graphs:  # as the trainer marks each step
             torch.compiler.cudagraph_mark_step_begin()
         with autocast(dev, pick_dtype("auto", dev)):
             loss = loss_fn(model, {**batch, "rng": BatchRNG(0, i, 0, device=dev)})["loss"]
@@ -110,7 +109,7 @@ def measure(variant: str, args, dev: torch.device) -> dict:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--objective", choices=["imm", "mixed"], default="imm")
-    p.add_argument("--variants", default="eager,regional,heads", help=", ".join(f"{k}: {v}" for k, v in VARIANTS.items()))
+    p.add_argument("--variants", default="eager,regional,heads", help=", ".join(f"{k}: {v[0]}" for k, v in VARIANTS.items()))
     p.add_argument("--size", default="tiny")
     p.add_argument("--n-layer", type=int, default=2)
     p.add_argument("--d-model", type=int, default=32, help="with --size tiny")
