@@ -11,6 +11,7 @@ is checked. With no --config, configs/<objective>.yaml is the recipe.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -143,5 +144,16 @@ def main(argv=None) -> dict:
     return summary
 
 
+def leave_torchrun_rank() -> None:
+    """A torchrun rank ends here, past interpreter finalization: objects that die there still own
+    gloo worker threads, whose teardown can abort a rank that has finished and saved everything
+    (SIGABRT, "terminate called without an active exception", seen in CI after shutdown())."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 if __name__ == "__main__":
     main()
+    if "RANK" in os.environ:
+        leave_torchrun_rank()
