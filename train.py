@@ -145,8 +145,8 @@ def main(argv=None) -> dict:
 
 
 def leave_torchrun_rank() -> None:
-    """A torchrun rank ends here, past interpreter finalization: objects that die there still own
-    gloo worker threads, whose teardown can abort a rank that has finished and saved everything
+    """End a torchrun rank without interpreter finalization: objects torn down there can still own
+    gloo worker threads, whose teardown aborted a rank that had finished and saved everything
     (SIGABRT, "terminate called without an active exception", seen in CI after shutdown())."""
     sys.stdout.flush()
     sys.stderr.flush()

@@ -96,8 +96,8 @@ def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
 
 def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
-        # a rank that tears down while its peer still talks to it can abort the peer (gloo:
-        # "terminate called without an active exception", seen once in CI): meet first
+        # meet first, so no rank destroys the group while a peer still talks to it (the process then
+        # ends without finalization: train.py's leave_torchrun_rank)
         barrier()
         dist.destroy_process_group()
 
