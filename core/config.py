@@ -76,6 +76,9 @@ class TrainConfig:
     warmup: int = 100
     lr_decay_steps: int = 0  # 0: decay over all steps
     schedule: str = "cosine"  # cosine | constant
+    # steps: decay over lr_decay_steps. time: also end the decay at time_limit, whichever comes first, so
+    # that a time-limited run anneals (its lr then depends on wall time: resume is not bitwise)
+    decay_by: str = "steps"
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95

@@ -18,14 +18,35 @@ def build_optimizer(model: torch.nn.Module, tcfg, device: torch.device) -> torch
     return torch.optim.AdamW(groups, lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2), fused=device.type == "cuda")
 
 
-def lr_at(step: int, tcfg) -> float:
-    """Linear warmup to lr, then cosine decay to min_lr over lr_decay_steps (default: all steps)."""
+SCHEDULES = ("cosine", "constant")
+DECAY_BUDGETS = ("steps", "time")
+
+
+def check_schedule(tcfg) -> None:
+    """Refuse schedule settings that would otherwise fall back silently to the default."""
+    from core.config import ConfigError
+
+    if tcfg.schedule not in SCHEDULES:
+        raise ConfigError(f"train.schedule={tcfg.schedule!r}: choose one of {', '.join(SCHEDULES)}")
+    if tcfg.decay_by not in DECAY_BUDGETS:
+        raise ConfigError(f"train.decay_by={tcfg.decay_by!r}: choose one of {', '.join(DECAY_BUDGETS)}")
+    if tcfg.decay_by == "time" and tcfg.time_limit <= 0:
+        raise ConfigError("train.decay_by=time decays the learning rate over train.time_limit: set train.time_limit "
+                          "(seconds) too, or use train.decay_by=steps")
+
+
+def lr_at(step: int, tcfg, seconds: float = 0.0) -> float:
+    """Linear warmup to lr, then cosine decay to min_lr over lr_decay_steps (default: all steps).
+    With decay_by=time the decay also ends at time_limit seconds of training, whichever budget runs out
+    first: a time-limited run that stops part-way through its steps would otherwise never anneal."""
     if tcfg.schedule == "constant":
         return tcfg.lr * min(1.0, (step + 1) / max(1, tcfg.warmup))
     if step < tcfg.warmup:
         return tcfg.lr * (step + 1) / tcfg.warmup
     end = tcfg.lr_decay_steps or tcfg.steps
-    if step >= end:
-        return tcfg.min_lr
     progress = (step - tcfg.warmup) / max(1, end - tcfg.warmup)
+    if tcfg.decay_by == "time":
+        progress = max(progress, seconds / tcfg.time_limit)
+    if progress >= 1:
+        return tcfg.min_lr
     return tcfg.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (tcfg.lr - tcfg.min_lr)

@@ -24,7 +24,7 @@ from core.ema import EMA
 from core.state import load_model_state, load_optim_state, model_state, optim_state
 from core.metrics_log import MetricsLog
 from core.model import Model
-from core.optim import build_optimizer, lr_at
+from core.optim import build_optimizer, check_schedule, lr_at
 from modalities.task import get_task
 from objectives import get_objective
 
@@ -54,6 +54,7 @@ class Trainer:
     def __init__(self, cfg, run_dir: Path, resume_from: Path | None = None, quiet: bool = False):
         self.cfg, self.run_dir, self.quiet = cfg, Path(run_dir), quiet
         tcfg = cfg.train
+        check_schedule(tcfg)
         self.dist, self.device = init_distributed(tcfg.device)
         self.dtype = pick_dtype(tcfg.dtype, self.device)
         self.ctx = RunContext(cfg, self.device, self.dtype, self.dist.rank, self.dist.world)
@@ -86,6 +87,8 @@ class Trainer:
         self.best_val: float | None = None
         if resume_from is not None:
             self._restore(resume_from)
+        # the training time that every rank agrees on: what the time limit and decay_by=time read
+        self.budget_seconds = self.train_seconds
         self.log = MetricsLog(self.run_dir, enabled=self.dist.is_main)
         if resume_from is not None and self.dist.is_main:
             self.log.truncate_after(self.step)
@@ -219,7 +222,7 @@ class Trainer:
                     if not math.isfinite(loss):
                         raise FloatingPointError(f"loss became {loss} at step {self.step}; lower train.lr or check the data")
                     sps = window_steps / elapsed
-                    m = {"train/loss": loss, "train/lr": lr_at(self.step - 1, tcfg), "train/grad_norm": float(out["grad_norm"]),
+                    m = {"train/loss": loss, "train/lr": lr_at(self.step - 1, tcfg, self.budget_seconds), "train/grad_norm": float(out["grad_norm"]),
                          "perf/tokens_per_s": sps * self.samples_per_step * self.task.tokens_per_sample,
                          "perf/samples_per_s": sps * self.samples_per_step, "perf/step_ms": 1000 / sps}
                     m.update({f"train/{k}": float(v) for k, v in out.items() if k not in ("loss", "grad_norm")})
@@ -230,7 +233,9 @@ class Trainer:
                     window_loss.zero_()
                     window_steps, window_t0 = 0, time.perf_counter()
                 self.train_seconds += time.perf_counter() - t0
-                timed_out = tcfg.time_limit > 0 and self.train_seconds >= tcfg.time_limit
+                if not self.dist.enabled or self.step % tcfg.log_every == 0:
+                    self.budget_seconds = self._agreed_seconds()
+                timed_out = tcfg.time_limit > 0 and self.budget_seconds >= tcfg.time_limit
                 last = self.step == tcfg.steps or timed_out
                 t_side = time.perf_counter()
                 if tcfg.eval_every and (self.step % tcfg.eval_every == 0 or last):
@@ -272,9 +277,17 @@ class Trainer:
             shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float))
             bar.write(f"step {self.step}: {shown}")
 
+    def _agreed_seconds(self) -> float:
+        """Training seconds, averaged over ranks under torchrun: each rank's clock differs a little, and
+        ranks that stopped at different steps, or set different learning rates, would hang or diverge.
+        A distributed run agrees at its log steps only (a collective), so it reads the time limit there."""
+        if not self.dist.enabled:
+            return self.train_seconds
+        return float(all_reduce_mean(torch.tensor(self.train_seconds, dtype=torch.float64, device=self.device)))
+
     def train_step(self) -> dict:
         tcfg = self.cfg.train
-        lr = lr_at(self.step, tcfg)
+        lr = lr_at(self.step, tcfg, self.budget_seconds)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         total = None

@@ -35,8 +35,8 @@ def torchrun_cmd(run, *args, nproc=2):
             str(ROOT / "train.py"), "--quiet", "--run-dir", str(run), *args]
 
 
-def ranks2(run, *args, check=True, nproc=2):
-    r = subprocess.run(torchrun_cmd(run, *args, nproc=nproc), env=env(), capture_output=True, text=True)
+def ranks2(run, *args, check=True, nproc=2, timeout=None):
+    r = subprocess.run(torchrun_cmd(run, *args, nproc=nproc), env=env(), capture_output=True, text=True, timeout=timeout)
     if check and r.returncode:
         raise AssertionError(r.stdout[-3000:] + r.stderr[-3000:])
     return r
@@ -76,6 +76,21 @@ def test_two_ranks_equal_one_process_with_the_same_global_batch(tmp_path, object
     for a, b in zip(one, two):
         assert b == pytest.approx(a, rel=1e-6)
     assert_close(final_weights(tmp_path / "one"), final_weights(tmp_path / "two"))
+
+
+def test_time_limited_ranks_stop_together_and_anneal_by_time(tmp_path):
+    """Each rank's clock differs: the ranks agree on the training time at log steps, so they stop at
+    the same step (a rank that stopped alone would leave its peer waiting in a collective) and set the
+    same decay_by=time learning rate."""
+    import json
+
+    run = tmp_path / "r"
+    ranks2(run, *AR, "train.batch_size=4", "train.steps=100000", "train.time_limit=4", "train.decay_by=time",
+           "train.warmup=2", "train.lr=1e-3", "train.min_lr=1e-4", "train.log_every=5", timeout=240)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stop"] == "time_limit" and summary["step"] % 5 == 0
+    lrs = [json.loads(line)["train/lr"] for line in (run / "metrics.jsonl").read_text().splitlines() if "train/lr" in line]
+    assert lrs[-1] < 1e-4 + 0.1 * (1e-3 - 1e-4)
 
 
 def test_one_rank_under_torchrun_is_bitwise_a_plain_process(tmp_path):

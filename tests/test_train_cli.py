@@ -152,3 +152,17 @@ def test_profile_steps_write_a_table_and_leave_training_unchanged(tmp_path, text
     assert "Profile of 3 training steps" in text and "| `aten::" in text
     assert not (tmp_path / "plain" / "profile.md").exists()
     assert_bitwise_equal(_weights(tmp_path / "plain"), _weights(tmp_path / "profiled"))
+
+
+def test_decay_by_time_anneals_a_time_limited_run(tmp_path, text_file):
+    """A run limited to 3 s of a 100,000-step schedule ends at min_lr with decay_by=time."""
+    import json
+    run = tmp_path / "r"
+    summary = train.main(["--objective", "ar", "--data", str(text_file), "--run-dir", str(run), "--quiet", *TINY,
+                          "train.steps=100000", "train.time_limit=3", "train.decay_by=time", "train.warmup=2",
+                          "train.lr=1e-3", "train.min_lr=1e-4", "train.log_every=1", "train.eval_every=0",
+                          "train.ckpt_every=0"])
+    assert summary["stop"] == "time_limit" and summary["step"] < 100000
+    lrs = [r["train/lr"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "train/lr" in r]
+    assert all(a >= b for a, b in zip(lrs[2:], lrs[3:]))  # decays monotonically after warmup
+    assert lrs[-1] < 1e-4 + 0.02 * (1e-3 - 1e-4)  # annealed: by steps alone it would still be ~1e-3
