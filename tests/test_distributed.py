@@ -36,7 +36,16 @@ def torchrun_cmd(run, *args, nproc=2):
 
 
 def ranks2(run, *args, check=True, nproc=2, timeout=None):
-    r = subprocess.run(torchrun_cmd(run, *args, nproc=nproc), env=env(), capture_output=True, text=True, timeout=timeout)
+    with subprocess.Popen(torchrun_cmd(run, *args, nproc=nproc), env=env(), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:  # the workers hold the pipes: they go first, then torchrun
+            for pid in [*children(proc.pid), proc.pid]:
+                os.kill(pid, signal.SIGKILL)
+            proc.communicate()
+            raise AssertionError(f"torchrun did not finish in {timeout} s: the ranks wait on each other") from None
+    r = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     if check and r.returncode:
         raise AssertionError(r.stdout[-3000:] + r.stderr[-3000:])
     return r
@@ -86,7 +95,7 @@ def test_time_limited_ranks_stop_together_and_anneal_by_time(tmp_path):
 
     run = tmp_path / "r"
     ranks2(run, *AR, "train.batch_size=4", "train.steps=100000", "train.time_limit=4", "train.decay_by=time",
-           "train.warmup=2", "train.lr=1e-3", "train.min_lr=1e-4", "train.log_every=5", timeout=240)
+           "train.warmup=2", "train.lr=1e-3", "train.min_lr=1e-4", "train.log_every=5", timeout=120)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["stop"] == "time_limit" and summary["step"] % 5 == 0
     lrs = [json.loads(line)["train/lr"] for line in (run / "metrics.jsonl").read_text().splitlines() if "train/lr" in line]
