@@ -5,6 +5,8 @@ import math
 
 import torch
 
+from core.config import ConfigError
+
 
 def build_optimizer(model: torch.nn.Module, tcfg, device: torch.device) -> torch.optim.AdamW:
     params = [p for p in model.parameters() if p.requires_grad]
@@ -24,8 +26,6 @@ DECAY_BUDGETS = ("steps", "time")
 
 def check_schedule(tcfg) -> None:
     """Refuse schedule settings that would otherwise fall back silently to the default."""
-    from core.config import ConfigError
-
     if tcfg.schedule not in SCHEDULES:
         raise ConfigError(f"train.schedule={tcfg.schedule!r}: choose one of {', '.join(SCHEDULES)}")
     if tcfg.decay_by not in DECAY_BUDGETS:
@@ -44,9 +44,11 @@ def lr_at(step: int, tcfg, seconds: float = 0.0) -> float:
     if step < tcfg.warmup:
         return tcfg.lr * (step + 1) / tcfg.warmup
     end = tcfg.lr_decay_steps or tcfg.steps
+    if step >= end:
+        return tcfg.min_lr
     progress = (step - tcfg.warmup) / max(1, end - tcfg.warmup)
     if tcfg.decay_by == "time":
         progress = max(progress, seconds / tcfg.time_limit)
-    if progress >= 1:
-        return tcfg.min_lr
+        if progress >= 1:
+            return tcfg.min_lr
     return tcfg.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (tcfg.lr - tcfg.min_lr)

@@ -222,7 +222,7 @@ class Trainer:
                     if not math.isfinite(loss):
                         raise FloatingPointError(f"loss became {loss} at step {self.step}; lower train.lr or check the data")
                     sps = window_steps / elapsed
-                    m = {"train/loss": loss, "train/lr": lr_at(self.step - 1, tcfg, self.budget_seconds), "train/grad_norm": float(out["grad_norm"]),
+                    m = {"train/loss": loss, "train/lr": self.optimizer.param_groups[0]["lr"], "train/grad_norm": float(out["grad_norm"]),
                          "perf/tokens_per_s": sps * self.samples_per_step * self.task.tokens_per_sample,
                          "perf/samples_per_s": sps * self.samples_per_step, "perf/step_ms": 1000 / sps}
                     m.update({f"train/{k}": float(v) for k, v in out.items() if k not in ("loss", "grad_norm")})
@@ -233,8 +233,8 @@ class Trainer:
                     window_loss.zero_()
                     window_steps, window_t0 = 0, time.perf_counter()
                 self.train_seconds += time.perf_counter() - t0
-                if not self.dist.enabled or self.step % tcfg.log_every == 0:
-                    self.budget_seconds = self._agreed_seconds()
+                if tcfg.time_limit > 0 and (not self.dist.enabled or self.step % tcfg.log_every == 0):
+                    self.budget_seconds = self._agreed_seconds()  # read only with a time limit
                 timed_out = tcfg.time_limit > 0 and self.budget_seconds >= tcfg.time_limit
                 last = self.step == tcfg.steps or timed_out
                 t_side = time.perf_counter()
