@@ -1,0 +1,131 @@
+#!/usr/bin/env python
+"""Where do a run's samples differ from the data? FID beside low-level pixel statistics.
+
+For each setting (sampler:steps:guidance) the script generates N class-balanced samples and reports
+FID (Inception, when given) and the classifier's FID, then the pixel statistics of the samples and
+of the test set (mean grey level, fractions of pixels at 0, at 255 and in between, edge energy,
+histogram distance), then FID again after one monotone remap of the samples' grey levels onto the
+*training* set's value histogram. If that remap closes most of the FID gap, the samples differ from
+the data in their grey levels, not in their shapes. ``--real`` adds the first N training images as
+a row of their own (the floor of every figure).
+
+  python scripts/diagnose_fid.py --run-dir runs/imm_mnist --settings imm_pushforward:4:1,imm_pushforward:8:1 \
+      --inception ../shared/data/fid_inception_v3_fp16.pt --data ../shared/data/mnist.npz --real --out results/diag
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from core.device import autocast, pick_device, pick_dtype  # noqa: E402
+from core.errors import friendly_errors  # noqa: E402
+from core.loading import load_run  # noqa: E402
+from modalities.image_data import crop_to, load_image_sets, to_uint8  # noqa: E402
+from modalities.image_eval import ImageEvaluator  # noqa: E402
+from modalities.pixel_stats import match_histogram, pixel_stats  # noqa: E402
+from objectives import get_objective  # noqa: E402
+from scripts.tables import markdown_table, write_csv  # noqa: E402
+
+COLUMNS = ["run", "sampler", "steps", "guidance", "nfe", "n", "fid", "fid_matched", "fid_clf", "fid_clf_matched",
+           "class_acc", "mean", "frac_0", "frac_255", "frac_mid", "edge_energy", "hist_tv"]
+
+
+def parse_settings(text: str) -> list[tuple[str, int, float]]:
+    """"imm_pushforward:4:1,euler:32:1.5" -> [(sampler, steps, guidance), ...] ("" sampler = the run's own)."""
+    out = []
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        parts = item.split(":")
+        if len(parts) != 3:
+            raise SystemExit(f"a setting is SAMPLER:STEPS:GUIDANCE (SAMPLER may be empty), got {item!r}")
+        try:
+            out.append((parts[0], int(parts[1]), float(parts[2])))
+        except ValueError:
+            raise SystemExit(f"steps must be an integer and guidance a number in {item!r}") from None
+    if not out:
+        raise SystemExit("give at least one setting")
+    return out
+
+
+def diagnose(images_uint8, labels, evaluator: ImageEvaluator, train_uint8, native: int) -> dict:
+    """Scores and pixel statistics of one sample set, raw and with its grey levels matched to the training set."""
+    raw = evaluator.score(images_uint8, labels)
+    matched = evaluator.score(match_histogram(images_uint8, train_uint8), labels)
+    test = to_uint8(crop_to(evaluator.test.images, native))
+    stats = pixel_stats(crop_to(images_uint8, native), test)
+    return {**raw, "fid_matched": matched.get("fid"), "fid_clf_matched": matched.get("fid_clf"), **stats}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run-dir", type=Path, action="append", default=[], help="repeat for several runs")
+    p.add_argument("--settings", default=":4:1", help="comma-separated SAMPLER:STEPS:GUIDANCE (default: the run's sampler, 4 steps, no guidance)")
+    p.add_argument("--n", type=int, default=10000)
+    p.add_argument("--batch", type=int, default=1000)
+    p.add_argument("--inception", default="", help="TorchScript Inception-v3 file for FID")
+    p.add_argument("--data", default="", help="dataset path if the run's own path does not resolve here")
+    p.add_argument("--real", action="store_true", help="also diagnose the first N training images")
+    p.add_argument("--save-samples", action="store_true", help="write each setting's samples as uint8 npz (native size)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compile", action="store_true", help="compile the model's blocks first (GPU)")
+    p.add_argument("--out", type=Path, default=Path("results/diagnose_fid"))
+    args = p.parse_args()
+    if not args.run_dir and not args.real:
+        raise SystemExit("give --run-dir, --real, or both")
+    settings = parse_settings(args.settings)
+    dev = pick_device(args.device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows, t0 = [], time.perf_counter()
+    with friendly_errors():
+        loaded = [(run, *load_run(run, device=dev)) for run in args.run_dir]
+        first_cfg = loaded[0][1] if loaded else None
+        source = args.data or (first_cfg.data.path if first_cfg else "")
+        if not source:
+            raise SystemExit("--real needs --data (the dataset to read)")
+        size = first_cfg.data.image_size if first_cfg and first_cfg.data.image_size else 32
+        train, test = load_image_sets(source, size, first_cfg.data.image_pad_value if first_cfg else -1.0)
+        evaluator = ImageEvaluator(train, test, dev, args.inception)
+        train_uint8 = to_uint8(train.images[:args.n])
+        native = test.native_size
+        if args.real:
+            labels = train.labels[:args.n] if train.labels is not None else None
+            rows.append({"run": "real (training images)", "n": len(train_uint8),
+                         **diagnose(train_uint8, labels, evaluator, train_uint8, native)})
+            tqdm.write(f"real: {rows[-1]}")
+        for run, cfg, spec, model, _ in loaded:
+            objective = get_objective(cfg.objective.name)(cfg.objective, spec)
+            if args.compile:
+                model.compile_regions()
+            for sampler, steps, guidance in tqdm(settings, desc=f"diagnose {run.name}"):
+                sampler = sampler or objective.default_sampler
+                with autocast(dev, pick_dtype("auto", dev)):
+                    gen = evaluator.generate(model, objective, sampler, steps, guidance, args.n, args.seed, args.batch)
+                row = {"run": run.name, "sampler": sampler, "steps": steps, "guidance": guidance, "nfe": gen["nfe"],
+                       "n": args.n, **diagnose(gen["images"], gen["labels"], evaluator, train_uint8, native)}
+                rows.append(row)
+                tqdm.write(" ".join(f"{k}={row.get(k)}" for k in ("sampler", "steps", "guidance", "fid", "fid_matched", "hist_tv")))
+                if args.save_samples:
+                    labels = gen["labels"]
+                    np.savez_compressed(args.out / f"{run.name}_{sampler}_{steps}_w{guidance:g}.npz",
+                                        images=crop_to(gen["images"], native)[:, 0].numpy(),
+                                        labels=np.asarray([] if labels is None else labels.numpy()))
+    write_csv(rows, args.out / "diagnose_fid.csv", COLUMNS)
+    (args.out / "diagnose_fid.json").write_text(json.dumps(rows, indent=1))
+    table = markdown_table(rows, COLUMNS)
+    (args.out / "diagnose_fid.md").write_text(f"device {torch.cuda.get_device_name() if dev.type == 'cuda' else dev.type}\n\n{table}\n")
+    print(table)
+    print(f"wrote {args.out / 'diagnose_fid.csv'} in {time.perf_counter() - t0:.0f}s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+import torch
+
+from modalities.pixel_stats import edge_energy, histogram, match_histogram, pixel_stats
+
+
+def _set(values, weights, n=1000, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.multinomial(torch.tensor(weights, dtype=torch.float64), n * 16, replacement=True, generator=g)
+    return torch.tensor(values, dtype=torch.uint8)[idx].reshape(n, 1, 4, 4)
+
+
+def test_matching_a_set_onto_itself_changes_nothing():
+    x = _set([0, 3, 90, 200, 255], [0.6, 0.05, 0.1, 0.05, 0.2])
+    assert torch.equal(match_histogram(x, x), x)
+
+
+def test_matching_takes_the_reference_histogram_and_keeps_the_order_of_grey_levels():
+    x = _set([10, 120, 200], [0.7, 0.1, 0.2], seed=1)
+    ref = _set([0, 128, 255], [0.7, 0.1, 0.2], seed=2)
+    y = match_histogram(x, ref)
+    assert torch.equal(torch.unique(y), torch.tensor([0, 128, 255], dtype=torch.uint8))
+    assert pixel_stats(y, ref)["hist_tv"] < 0.02  # the two sets are samples of one histogram
+    flat_x, flat_y = x.flatten().long(), y.flatten().long()
+    order = torch.argsort(flat_x)
+    assert bool((flat_y[order].diff() >= 0).all())  # monotone: brighter stays brighter
+
+
+def test_histogram_distance_is_zero_for_equal_sets_and_one_for_disjoint_ones():
+    a = _set([0, 255], [0.5, 0.5])
+    assert pixel_stats(a, a)["hist_tv"] == 0
+    assert abs(pixel_stats(a, _set([7, 9], [0.5, 0.5]))["hist_tv"] - 1) < 1e-12
+    h = histogram(a)
+    assert abs(float(h.sum()) - 1) < 1e-12 and h.shape == (256,)
+
+
+def test_blurring_lowers_edge_energy_and_saturation():
+    sharp = torch.zeros(1, 1, 16, 16, dtype=torch.uint8)
+    sharp[..., 4:12, 6:10] = 255
+    blurred = torch.nn.functional.avg_pool2d(sharp.float(), 3, 1, 1).round().to(torch.uint8)
+    s, b = pixel_stats(sharp), pixel_stats(blurred)
+    assert b["edge_energy"] < s["edge_energy"]
+    assert b["frac_255"] < s["frac_255"] and b["frac_mid"] > s["frac_mid"] == 0
+    assert edge_energy(torch.full((2, 1, 5, 5), 9, dtype=torch.uint8)) == 0
