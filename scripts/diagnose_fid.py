@@ -89,9 +89,7 @@ def main():
     with friendly_errors():
         loaded = [(run, *load_run(run, device=dev)) for run in args.run_dir]
         first_cfg = loaded[0][1] if loaded else None
-        source = args.data or (first_cfg.data.path if first_cfg else "")
-        if not source:
-            raise SystemExit("--real needs --data (the dataset to read)")
+        source = args.data or (first_cfg.data.path if first_cfg else "")  # "" = the embedded digits
         size = first_cfg.data.image_size if first_cfg and first_cfg.data.image_size else 32
         train, test = load_image_sets(source, size, first_cfg.data.image_pad_value if first_cfg else -1.0)
         evaluator = ImageEvaluator(train, test, dev, args.inception)

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import train
@@ -109,3 +110,21 @@ def test_guidance_weights_share_one_evaluation_and_its_time_budget(runs):
     rows, _ = evaluate_run(runs / "fm", [("euler", 2, 8), ("euler", 4, 8)], [1.0, 1.5], 8, quiet=True,
                            time_budget=1e-9)
     assert len(rows) == 4 and all(row.get("skipped") == "time budget" for row in rows)
+
+
+def test_diagnose_fid_scores_samples_beside_the_real_floor_and_saves_them(runs, tmp_path):
+    out = tmp_path / "diag"
+    r = subprocess.run([sys.executable, str(ROOT / "scripts/diagnose_fid.py"), "--run-dir", str(runs / "imm"), "--real",
+                        "--settings", "imm_pushforward:2:1,:1:1.5", "--n", "20", "--save-samples", "--out", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    real, two, one = read(out / "diagnose_fid.csv")
+    # matching the training images' grey levels onto their own histogram changes nothing
+    assert real["fid_clf"] == real["fid_clf_matched"] and float(real["hist_tv"]) < 0.1
+    assert (two["sampler"], two["nfe"], one["sampler"], one["nfe"]) == ("imm_pushforward", "2", "imm_pushforward", "2")
+    saved = np.load(out / "imm_imm_pushforward_2_w1.npz")
+    assert saved["images"].shape == (20, 8, 8) and saved["images"].dtype == np.uint8  # native digits size
+    assert list(saved["labels"][:11]) == [*range(10), 0]
+    bad = subprocess.run([sys.executable, str(ROOT / "scripts/diagnose_fid.py"), "--real", "--settings", "euler:4",
+                          "--out", str(out)], capture_output=True, text=True)
+    assert bad.returncode != 0 and "SAMPLER:STEPS:GUIDANCE" in bad.stderr
