@@ -90,7 +90,8 @@ def main():
         loaded = [(run, *load_run(run, device=dev)) for run in args.run_dir]
         first_cfg = loaded[0][1] if loaded else None
         source = args.data or (first_cfg.data.path if first_cfg else "")  # "" = the embedded digits
-        size = first_cfg.data.image_size if first_cfg and first_cfg.data.image_size else 32
+        # the run's training size (as eval_images.py); without a run, the dataset's native size
+        size = (first_cfg.data.image_size or loaded[0][2].image_size) if loaded else 0
         train, test = load_image_sets(source, size, first_cfg.data.image_pad_value if first_cfg else -1.0)
         evaluator = ImageEvaluator(train, test, dev, args.inception)
         train_uint8 = to_uint8(train.images[:args.n])
