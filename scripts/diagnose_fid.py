@@ -89,6 +89,12 @@ def main():
     with friendly_errors():
         loaded = [(run, *load_run(run, device=dev)) for run in args.run_dir]
         first_cfg = loaded[0][1] if loaded else None
+        for run, cfg, spec, *_ in loaded:
+            if cfg.objective.name == "mixed":
+                raise SystemExit(f"{run} is a mixed text-image run: diagnose_fid takes image runs (imm, fm); "
+                                 "scripts/eval_images.py scores mixed runs")
+            if (cfg.data.image_size or spec.image_size) != (first_cfg.data.image_size or loaded[0][2].image_size):
+                raise SystemExit(f"{run} was trained at another image size than {loaded[0][0]}: diagnose them one at a time")
         source = args.data or (first_cfg.data.path if first_cfg else "")  # "" = the embedded digits
         # the run's training size (as eval_images.py); without a run, the dataset's native size
         size = (first_cfg.data.image_size or loaded[0][2].image_size) if loaded else 0
