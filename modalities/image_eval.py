@@ -26,7 +26,7 @@ def balanced_labels(n: int, num_classes: int) -> torch.Tensor | None:
 
 class ImageEvaluator:
     def __init__(self, train: ImageSet, test: ImageSet, device, inception_path: str = ""):
-        self.test, self.device = test, torch.device(device)
+        self.train, self.test, self.device = train, test, torch.device(device)
         self.classifier = None
         if train.labels is not None:
             self.classifier = get_classifier(train.images, train.labels, train.num_classes, self.device)
@@ -43,10 +43,13 @@ class ImageEvaluator:
             self._clf_ref = predict_and_features(self.classifier, self.test.images)[1]
         return self._clf_ref
 
+    def test_uint8(self) -> torch.Tensor:
+        """The test images as they are scored: native size, uint8."""
+        return to_uint8(crop_to(self.test.images, self.test.native_size))
+
     def inception_ref(self):
         if self._inc_ref is None and self.inception is not None:
-            ref = to_uint8(crop_to(self.test.images, self.test.native_size))
-            self._inc_ref = self.inception(ref)
+            self._inc_ref = self.inception(self.test_uint8())
         return self._inc_ref
 
     @torch.no_grad()

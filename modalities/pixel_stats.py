@@ -40,9 +40,9 @@ def match_histogram(images_uint8: torch.Tensor, reference_uint8: torch.Tensor) -
     """Remap pixel values by one monotone lookup table so that the set's value histogram follows the
     reference's (quantile matching). Shapes, positions and ranks of grey levels stay as they were:
     only the marginal distribution of pixel values changes."""
-    src_cdf = torch.cumsum(histogram(images_uint8), 0)
+    src = histogram(images_uint8)
     ref_cdf = torch.cumsum(histogram(reference_uint8), 0)
     # each source level -> the lowest reference level whose CDF reaches the source level's mid-CDF
-    mid = src_cdf - histogram(images_uint8) / 2
+    mid = torch.cumsum(src, 0) - src / 2
     table = torch.searchsorted(ref_cdf, mid.clamp(max=float(ref_cdf[-1]))).clamp(max=255).to(torch.uint8)
     return table[images_uint8.long()]

@@ -34,6 +34,7 @@ from modalities.image_data import crop_to, load_image_sets, to_uint8  # noqa: E4
 from modalities.image_eval import ImageEvaluator  # noqa: E402
 from modalities.pixel_stats import match_histogram, pixel_stats  # noqa: E402
 from objectives import get_objective  # noqa: E402
+from scripts.eval_images import run_evaluator, trained_image_size  # noqa: E402
 from scripts.tables import markdown_table, write_csv  # noqa: E402
 
 COLUMNS = ["run", "sampler", "steps", "guidance", "nfe", "n", "fid", "fid_matched", "fid_clf", "fid_clf_matched",
@@ -56,12 +57,11 @@ def parse_settings(text: str) -> list[tuple[str, int, float]]:
     return out
 
 
-def diagnose(images_uint8, labels, evaluator: ImageEvaluator, train_uint8, native: int) -> dict:
+def diagnose(images_uint8, labels, evaluator: ImageEvaluator, train_uint8, test_uint8, native: int) -> dict:
     """Scores and pixel statistics of one sample set, raw and with its grey levels matched to the training set."""
     raw = evaluator.score(images_uint8, labels)
     matched = evaluator.score(match_histogram(images_uint8, train_uint8), labels)
-    test = to_uint8(crop_to(evaluator.test.images, native))
-    stats = pixel_stats(crop_to(images_uint8, native), test)
+    stats = pixel_stats(crop_to(images_uint8, native), test_uint8)
     return {**raw, "fid_matched": matched.get("fid"), "fid_clf_matched": matched.get("fid_clf"), **stats}
 
 
@@ -88,24 +88,24 @@ def main():
     rows, t0 = [], time.perf_counter()
     with friendly_errors():
         loaded = [(run, *load_run(run, device=dev)) for run in args.run_dir]
-        first_cfg = loaded[0][1] if loaded else None
         for run, cfg, spec, *_ in loaded:
             if cfg.objective.name == "mixed":
                 raise SystemExit(f"{run} is a mixed text-image run: diagnose_fid takes image runs (imm, fm); "
                                  "scripts/eval_images.py scores mixed runs")
-            if (cfg.data.image_size or spec.image_size) != (first_cfg.data.image_size or loaded[0][2].image_size):
+            if trained_image_size(cfg, spec) != trained_image_size(*loaded[0][1:3]):
                 raise SystemExit(f"{run} was trained at another image size than {loaded[0][0]}: diagnose them one at a time")
-        source = args.data or (first_cfg.data.path if first_cfg else "")  # "" = the embedded digits
-        # the run's training size (as eval_images.py); without a run, the dataset's native size
-        size = (first_cfg.data.image_size or loaded[0][2].image_size) if loaded else 0
-        train, test = load_image_sets(source, size, first_cfg.data.image_pad_value if first_cfg else -1.0)
-        evaluator = ImageEvaluator(train, test, dev, args.inception)
+        if loaded:
+            evaluator = run_evaluator(*loaded[0][1:3], dev, args.inception, args.data)
+        else:  # no run: the dataset at its native size ("" = the embedded digits)
+            evaluator = ImageEvaluator(*load_image_sets(args.data, 0), dev, args.inception)
+        train = evaluator.train
         train_uint8 = to_uint8(train.images[:args.n])
-        native = test.native_size
+        native = evaluator.test.native_size
+        test_uint8 = evaluator.test_uint8()
         if args.real:
             labels = train.labels[:args.n] if train.labels is not None else None
             rows.append({"run": "real (training images)", "n": len(train_uint8),
-                         **diagnose(train_uint8, labels, evaluator, train_uint8, native)})
+                         **diagnose(train_uint8, labels, evaluator, train_uint8, test_uint8, native)})
             tqdm.write(f"real: {rows[-1]}")
         for run, cfg, spec, model, _ in loaded:
             objective = get_objective(cfg.objective.name)(cfg.objective, spec)
@@ -116,14 +116,13 @@ def main():
                 with autocast(dev, pick_dtype("auto", dev)):
                     gen = evaluator.generate(model, objective, sampler, steps, guidance, args.n, args.seed, args.batch)
                 row = {"run": run.name, "sampler": sampler, "steps": steps, "guidance": guidance, "nfe": gen["nfe"],
-                       "n": args.n, **diagnose(gen["images"], gen["labels"], evaluator, train_uint8, native)}
+                       "n": args.n, **diagnose(gen["images"], gen["labels"], evaluator, train_uint8, test_uint8, native)}
                 rows.append(row)
                 tqdm.write(" ".join(f"{k}={row.get(k)}" for k in ("sampler", "steps", "guidance", "fid", "fid_matched", "hist_tv")))
                 if args.save_samples:
-                    labels = gen["labels"]
                     np.savez_compressed(args.out / f"{run.name}_{sampler}_{steps}_w{guidance:g}.npz",
                                         images=crop_to(gen["images"], native)[:, 0].numpy(),
-                                        labels=np.asarray([] if labels is None else labels.numpy()))
+                                        labels=np.asarray([] if gen["labels"] is None else gen["labels"].numpy()))
     write_csv(rows, args.out / "diagnose_fid.csv", COLUMNS)
     (args.out / "diagnose_fid.json").write_text(json.dumps(rows, indent=1))
     table = markdown_table(rows, COLUMNS)

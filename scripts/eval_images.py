@@ -34,6 +34,18 @@ COLUMNS = ["run", "objective", "sampler", "steps", "nfe", "guidance", "n", "batc
            "class_acc", "seconds_per_image", "peak_mem_gb", "skipped"]
 
 
+def trained_image_size(cfg, spec) -> int:
+    """The size a run's images were trained (and so are scored) at."""
+    return cfg.data.image_size or spec.image_size
+
+
+def run_evaluator(cfg, spec, device, inception: str = "", data: str = "") -> ImageEvaluator:
+    """An evaluator over the run's dataset (or ``data``) at the run's training size."""
+    source = data or (cfg.data.eval_path if cfg.objective.name == "mixed" else cfg.data.path)
+    train, test = load_image_sets(source, trained_image_size(cfg, spec), cfg.data.image_pad_value)
+    return ImageEvaluator(train, test, device, inception)
+
+
 def evaluate_run(run_dir: Path, settings: list[tuple[str, int, int]], guidance: float | list[float], batch: int,
                  inception: str = "", data: str = "", device: str = "auto", seed: int = 0, out: Path | None = None,
                  evaluator: ImageEvaluator | None = None, compile: bool = False, time_budget: float = 0.0,
@@ -49,10 +61,7 @@ def evaluate_run(run_dir: Path, settings: list[tuple[str, int, int]], guidance: 
     if compile:
         model.compile_regions()
     if evaluator is None:
-        source = data or (cfg.data.eval_path if cfg.objective.name == "mixed" else cfg.data.path)
-        size = cfg.data.image_size or spec.image_size
-        train, test = load_image_sets(source, size, cfg.data.image_pad_value)
-        evaluator = ImageEvaluator(train, test, dev, inception)
+        evaluator = run_evaluator(cfg, spec, dev, inception, data)
     captions = None
     if cfg.objective.name == "mixed":
         from modalities.shard_writer import caption_of
