@@ -12,7 +12,8 @@ def compile_for_training(model, objective, tcfg):
     """Compile the model's regions (and the objective's, with compile_heads) in place, or the whole
     loss; returns the loss function to call as ``loss_fn(model, batch)``."""
     if tcfg.cuda_graphs and not tcfg.compile:
-        raise ConfigError("train.cuda_graphs=true runs the compiled regions as CUDA graphs: set train.compile=true too")
+        raise ConfigError("train.cuda_graphs=true runs the compiled regions as CUDA graphs: set train.compile=true too, "
+                          "or train.cuda_graphs=false (the MNIST recipes turn graphs on for the GPU)")
     if not tcfg.compile:
         return objective
     if tcfg.compile_mode not in ("regional", "full"):

@@ -49,7 +49,7 @@ def train_run(objective: str, data: str, run_dir: Path, seconds: float, profile_
     import train
 
     shutil.rmtree(run_dir, ignore_errors=True)
-    budget = [f"train.steps={steps}", "train.time_limit=0"] if steps else [f"train.time_limit={seconds}"]
+    budget = [f"train.steps={steps}", "train.time_limit=0", "train.decay_by=steps"] if steps else [f"train.time_limit={seconds}"]
     return train.main(["--objective", objective, "--config", str(ROOT / f"configs/{objective}_mnist.yaml"), "--data", data,
                        "--run-dir", str(run_dir), "--quiet", *budget, f"train.profile_steps={profile_steps}", *overrides])
 
@@ -127,7 +127,7 @@ def main():
         sys.exit("bench_imm needs a CUDA GPU (--smoke checks the pipeline on a CPU)")
     if args.smoke:  # one tiny training step count, 40 samples a row, nothing compiled
         args.override = ["model.n_layer=1", "model.d_model=64", "model.n_head=2", "train.batch_size=8",
-                         "train.compile=false", "sample.eval_images=0", *args.override]
+                         "train.compile=false", "train.cuda_graphs=false", "sample.eval_images=0", *args.override]
         args.train_steps = args.train_steps or 20
     args.out.mkdir(parents=True, exist_ok=True)
     res = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "torch": torch.__version__,

@@ -75,7 +75,8 @@ def imm_control(args, summary: dict, mixed_tcfg, n: int, evaluator) -> dict:
     t = time.perf_counter()
     trained = train_run("imm", args.mnist, run, 0, steps=steps,
                         overrides=[*matched_schedule(steps, summary["step"], mixed_tcfg)[1:], "train.eval_every=0",
-                                   *limit, *smoke])
+                                   f"train.lr={mixed_tcfg.lr}", f"train.min_lr={mixed_tcfg.min_lr}",
+                                   f"train.cuda_graphs={str(mixed_tcfg.cuda_graphs).lower()}", *limit, *smoke])
     out.update(trained_steps=trained.get("step"), trained_images=trained.get("step", 0) * batch, stop=trained.get("stop"))
     rows, _ = evaluate_run(run, [("imm_pushforward", k, n) for k in (4, 1, 2, 8)], args.guidance, 500, args.inception,
                            args.mnist, evaluator=evaluator, compile=not args.smoke, quiet=True,
