@@ -37,7 +37,7 @@ from objectives import get_objective  # noqa: E402
 from scripts.eval_images import run_evaluator, trained_image_size  # noqa: E402
 from scripts.tables import markdown_table, write_csv  # noqa: E402
 
-COLUMNS = ["run", "sampler", "steps", "guidance", "nfe", "n", "fid", "fid_matched", "fid_clf", "fid_clf_matched",
+COLUMNS = ["run", "objective", "sampler", "steps", "guidance", "nfe", "n", "fid", "fid_matched", "fid_clf", "fid_clf_matched",
            "class_acc", "mean", "frac_0", "frac_255", "frac_mid", "edge_energy", "hist_tv"]
 
 
@@ -115,7 +115,7 @@ def main():
                 sampler = sampler or objective.default_sampler
                 with autocast(dev, pick_dtype("auto", dev)):
                     gen = evaluator.generate(model, objective, sampler, steps, guidance, args.n, args.seed, args.batch)
-                row = {"run": run.name, "sampler": sampler, "steps": steps, "guidance": guidance, "nfe": gen["nfe"],
+                row = {"run": run.name, "objective": cfg.objective.name, "sampler": sampler, "steps": steps, "guidance": guidance, "nfe": gen["nfe"],
                        "n": args.n, **diagnose(gen["images"], gen["labels"], evaluator, train_uint8, test_uint8, native)}
                 rows.append(row)
                 tqdm.write(" ".join(f"{k}={row.get(k)}" for k in ("sampler", "steps", "guidance", "fid", "fid_matched", "hist_tv")))

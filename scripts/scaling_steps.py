@@ -40,13 +40,37 @@ def _num(v):
         return None
 
 
+def objective_of(row: dict) -> str:
+    """The row's objective, or the one objective its sampler serves (diagnose_fid's earlier CSVs lack it)."""
+    if row.get("objective"):
+        return row["objective"]
+    from samplers import get_sampler
+
+    served = getattr(get_sampler(row["sampler"]), "objectives", set())
+    return next(iter(served)) if len(served) == 1 else "?"
+
+
+def method_labels(rows: list[dict]) -> list[str]:
+    """objective/sampler, plus the run and the guidance weight where rows of one objective/sampler differ
+    in them: one line per run and weight, never two runs joined into one curve."""
+    base = [f"{objective_of(r)}/{r['sampler']}" for r in rows]
+    labels = []
+    for b, r in zip(base, rows):
+        same = [q for bb, q in zip(base, rows) if bb == b]
+        extra = [str(r.get(k)) if k == "run" else f"w={_num(r.get(k)):g}"
+                 for k in ("run", "guidance") if len({str(q.get(k)) for q in same}) > 1 and r.get(k) not in (None, "")]
+        labels.append(b + (f" ({', '.join(extra)})" if extra else ""))
+    return labels
+
+
 def normalise(rows: list[dict]) -> list[dict]:
-    """Measured rows only, with method = objective/sampler, numbers parsed and the plotted quality."""
+    """Measured rows only, with method = objective/sampler (see method_labels), numbers parsed and the
+    plotted quality."""
     rows = [r for r in rows if not r.get("skipped") and _num(r.get("nfe")) is not None]
     key = quality_key(rows)
     out = []
-    for r in rows:
-        out.append({**r, "method": f"{r['objective']}/{r['sampler']}", "nfe": int(float(r["nfe"])),
+    for r, method in zip(rows, method_labels(rows)):
+        out.append({**r, "objective": objective_of(r), "method": method, "nfe": int(float(r["nfe"])),
                     "steps": int(float(r["steps"])), "quality": _num(r.get(key)), "quality_metric": key})
     return sorted(out, key=lambda r: (r["method"], r["nfe"]))
 

@@ -51,6 +51,21 @@ def test_pareto_and_ratios():
     assert [(r["reference_nfe"], r["other_nfe_to_match"], r["ratio"]) for r in ratios] == [(2, 16, 8.0), (4, 16, 4.0)]
 
 
+def test_method_labels_keep_runs_and_guidance_weights_apart():
+    """Rows from several runs or weights of one sampler become separate curves; a CSV without an
+    objective column (diagnose_fid's earlier ones) gets it from the sampler; the real-data row drops out."""
+    row = lambda run, sampler, nfe, w, fid: {"run": run, "sampler": sampler, "steps": nfe, "nfe": nfe, "guidance": w, "fid": fid}
+    rows = scaling_steps.normalise([
+        {"run": "real (training images)", "sampler": "", "nfe": "", "fid": 1.6},
+        row("imm", "imm_pushforward", 4, 1, 3.4), row("imm_s1", "imm_pushforward", 4, 1, 3.3),
+        row("fm", "euler", 8, 1, 3.1), row("fm", "euler", 16, 2, 2.4)])
+    assert [(r["method"], r["objective"]) for r in rows] == [
+        ("fm/euler (w=1)", "fm"), ("fm/euler (w=2)", "fm"),
+        ("imm/imm_pushforward (imm)", "imm"), ("imm/imm_pushforward (imm_s1)", "imm")]
+    one = scaling_steps.normalise([row("fm", "euler", 8, 1, 3.1), row("fm", "euler", 16, 1, 2.4)])
+    assert {r["method"] for r in one} == {"fm/euler"}  # nothing differs: the plain label
+
+
 def test_scaling_seqlen(runs, tmp_path):
     out = tmp_path / "seq"
     r = subprocess.run([sys.executable, str(ROOT / "scripts/scaling_seqlen.py"), "--run-dir", str(runs / "ar"),
