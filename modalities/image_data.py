@@ -166,3 +166,8 @@ def crop_to(images: torch.Tensor, size: int) -> torch.Tensor:
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """[-1, 1] floats -> uint8 with round((x + 1) * 127.5)."""
     return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def native_uint8(images: ImageSet) -> torch.Tensor:
+    """A set's images as they are scored and compared: cropped to their native size, uint8."""
+    return to_uint8(crop_to(images.images, images.native_size))

@@ -15,7 +15,7 @@ import torch
 from core.config import ConfigError
 from core.fid import fid, kid
 from modalities.image_classifier import get_classifier, predict_and_features
-from modalities.image_data import ImageSet, crop_to, to_uint8
+from modalities.image_data import ImageSet, crop_to, native_uint8, to_uint8
 from samplers import get_sampler
 from samplers.image_common import check_compatible
 
@@ -45,7 +45,7 @@ class ImageEvaluator:
 
     def test_uint8(self) -> torch.Tensor:
         """The test images as they are scored: native size, uint8."""
-        return to_uint8(crop_to(self.test.images, self.test.native_size))
+        return native_uint8(self.test)
 
     def inception_ref(self):
         if self._inc_ref is None and self.inception is not None:
@@ -89,9 +89,10 @@ class ImageEvaluator:
             torch.cuda.synchronize()
         return {"images": torch.cat(out), "labels": labels, "nfe": nfe, "seconds_per_image": (time.perf_counter() - t0) / n}
 
-    def score(self, images_uint8: torch.Tensor, labels: torch.Tensor | None, kid_subsets: int = 50) -> dict:
+    def score(self, images_uint8: torch.Tensor, labels: torch.Tensor | None, kid_subsets: int = 50,
+              inception_only: bool = False) -> dict:
         out: dict = {}
-        if self.classifier is not None:
+        if self.classifier is not None and not inception_only:
             x = images_uint8.float() / 127.5 - 1
             preds, feats = predict_and_features(self.classifier, x)
             if labels is not None:

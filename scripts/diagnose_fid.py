@@ -7,10 +7,13 @@ of the test set (mean grey level, fractions of pixels at 0, at 255 and in betwee
 histogram distance), then FID again after one monotone remap of the samples' grey levels onto the
 *training* set's value histogram. If that remap closes most of the FID gap, the samples differ from
 the data in their grey levels, not in their shapes. ``--real`` adds the first N training images as
-a row of their own (the floor of every figure).
+a row of their own (the floor of every figure). ``--samples`` takes saved sample files (the npz that
+``--save-samples`` writes) instead of runs and scores them the same way against the first ``--n``
+test images, with the first ``--n`` training images as the floor (small enough for a CPU).
 
   python scripts/diagnose_fid.py --run-dir runs/imm_mnist --settings imm_pushforward:4:1,imm_pushforward:8:1 \
       --inception ../shared/data/fid_inception_v3_fp16.pt --data ../shared/data/mnist.npz --real --out results/diag
+  python scripts/diagnose_fid.py --samples results/diag/imm_mnist_imm_pushforward_4_w1.npz --data ../shared/data/mnist.npz
 """
 from __future__ import annotations
 
@@ -30,15 +33,15 @@ from tqdm import tqdm  # noqa: E402
 from core.device import autocast, pick_device, pick_dtype  # noqa: E402
 from core.errors import friendly_errors  # noqa: E402
 from core.loading import load_run  # noqa: E402
-from modalities.image_data import crop_to, load_image_sets, to_uint8  # noqa: E402
+from modalities.image_data import ImageSet, crop_to, load_image_sets, native_uint8, to_uint8  # noqa: E402
 from modalities.image_eval import ImageEvaluator  # noqa: E402
-from modalities.pixel_stats import match_histogram, pixel_stats  # noqa: E402
+from modalities.pixel_stats import despeckle, match_histogram, pixel_stats  # noqa: E402
 from objectives import get_objective  # noqa: E402
 from scripts.eval_images import run_evaluator, trained_image_size  # noqa: E402
 from scripts.tables import markdown_table, write_csv  # noqa: E402
 
-COLUMNS = ["run", "objective", "sampler", "steps", "guidance", "nfe", "n", "fid", "fid_matched", "fid_clf", "fid_clf_matched",
-           "class_acc", "mean", "frac_0", "frac_255", "frac_mid", "edge_energy", "hist_tv"]
+COLUMNS = ["run", "objective", "sampler", "steps", "guidance", "nfe", "n", "fid", "fid_matched", "fid_despeckled", "fid_clf", "fid_clf_matched",
+           "class_acc", "mean", "frac_0", "frac_255", "frac_mid", "edge_energy", "speck_frac", "speck_level", "edge_mid", "hist_tv"]
 
 
 def parse_settings(text: str) -> list[tuple[str, int, float]]:
@@ -58,11 +61,90 @@ def parse_settings(text: str) -> list[tuple[str, int, float]]:
 
 
 def diagnose(images_uint8, labels, evaluator: ImageEvaluator, train_uint8, test_uint8, native: int) -> dict:
-    """Scores and pixel statistics of one sample set, raw and with its grey levels matched to the training set."""
+    """Scores and pixel statistics of one sample set: raw, with its grey levels matched to the training
+    set, and with its background specks removed (Inception FID only)."""
     raw = evaluator.score(images_uint8, labels)
     matched = evaluator.score(match_histogram(images_uint8, train_uint8), labels)
+    clean = evaluator.score(despeckle(images_uint8), None, inception_only=True)
     stats = pixel_stats(crop_to(images_uint8, native), test_uint8)
-    return {**raw, "fid_matched": matched.get("fid"), "fid_clf_matched": matched.get("fid_clf"), **stats}
+    return {**raw, "fid_matched": matched.get("fid"), "fid_clf_matched": matched.get("fid_clf"),
+            "fid_despeckled": clean.get("fid"), **stats}
+
+
+def load_samples(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """uint8 images (N, C, H, W) and labels (or None) of a sample file that --save-samples wrote."""
+    try:
+        with np.load(path) as f:
+            images, labels = f["images"], f["labels"] if "labels" in f.files else np.zeros(0)
+    except (OSError, ValueError, KeyError) as e:
+        raise SystemExit(f"{path}: not a sample file with an 'images' array ({e})") from None
+    if images.dtype != np.uint8 or images.ndim not in (3, 4):
+        raise SystemExit(f"{path}: 'images' must be uint8 of shape (N, H, W) or (N, C, H, W), got {images.dtype} {images.shape}")
+    x = torch.from_numpy(images)
+    return (x if x.ndim == 4 else x[:, None]), (torch.from_numpy(labels).long() if len(labels) == len(x) else None)
+
+
+def saved_sample_rows(args, dev) -> list[dict]:
+    """Saved sample sets scored like generated ones (diagnose()), with the first --n training images as
+    the floor, against the first --n test images: a reference small enough for Inception on a CPU
+    (runs are scored against the whole test set)."""
+    train, test = load_image_sets(args.data, 0)
+    test_uint8 = native_uint8(test)
+    ref = ImageSet(test.images[:args.n], None if test.labels is None else test.labels[:args.n], test.num_classes,
+                   test.native_size)
+    evaluator = ImageEvaluator(train, ref, dev, args.inception)
+    train_uint8 = native_uint8(train)[:args.n]
+    labels = None if train.labels is None else train.labels[:args.n]
+    rows = [{"run": "real (training images)", "n": len(train_uint8),
+             **diagnose(train_uint8, labels, evaluator, train_uint8, test_uint8, test.native_size)}]
+    for path in tqdm(args.samples, desc="saved samples"):
+        images, labels = load_samples(path)
+        images, labels = images[:args.n], None if labels is None else labels[:args.n]
+        rows.append({"run": path.stem, "n": len(images),
+                     **diagnose(images, labels, evaluator, train_uint8, test_uint8, test.native_size)})
+    return rows
+
+
+def generated_rows(args, settings, dev) -> list[dict]:
+    """Generate each setting's samples from each run (and score the training images with --real)."""
+    rows = []
+    loaded = [(run, *load_run(run, device=dev)) for run in args.run_dir]
+    for run, cfg, spec, *_ in loaded:
+        if cfg.objective.name == "mixed":
+            raise SystemExit(f"{run} is a mixed text-image run: diagnose_fid takes image runs (imm, fm); "
+                             "scripts/eval_images.py scores mixed runs")
+        if trained_image_size(cfg, spec) != trained_image_size(*loaded[0][1:3]):
+            raise SystemExit(f"{run} was trained at another image size than {loaded[0][0]}: diagnose them one at a time")
+    if loaded:
+        evaluator = run_evaluator(*loaded[0][1:3], dev, args.inception, args.data)
+    else:  # no run: the dataset at its native size ("" = the embedded digits)
+        evaluator = ImageEvaluator(*load_image_sets(args.data, 0), dev, args.inception)
+    train = evaluator.train
+    train_uint8 = to_uint8(train.images[:args.n])
+    native = evaluator.test.native_size
+    test_uint8 = evaluator.test_uint8()
+    if args.real:
+        labels = train.labels[:args.n] if train.labels is not None else None
+        rows.append({"run": "real (training images)", "n": len(train_uint8),
+                     **diagnose(train_uint8, labels, evaluator, train_uint8, test_uint8, native)})
+        tqdm.write(f"real: {rows[-1]}")
+    for run, cfg, spec, model, _ in loaded:
+        objective = get_objective(cfg.objective.name)(cfg.objective, spec)
+        if args.compile:
+            model.compile_regions()
+        for sampler, steps, guidance in tqdm(settings, desc=f"diagnose {run.name}"):
+            sampler = sampler or objective.default_sampler
+            with autocast(dev, pick_dtype("auto", dev)):
+                gen = evaluator.generate(model, objective, sampler, steps, guidance, args.n, args.seed, args.batch)
+            row = {"run": run.name, "objective": cfg.objective.name, "sampler": sampler, "steps": steps, "guidance": guidance, "nfe": gen["nfe"],
+                   "n": args.n, **diagnose(gen["images"], gen["labels"], evaluator, train_uint8, test_uint8, native)}
+            rows.append(row)
+            tqdm.write(" ".join(f"{k}={row.get(k)}" for k in ("sampler", "steps", "guidance", "fid", "fid_matched", "hist_tv")))
+            if args.save_samples:
+                np.savez_compressed(args.out / f"{run.name}_{sampler}_{steps}_w{guidance:g}.npz",
+                                    images=crop_to(gen["images"], native)[:, 0].numpy(),
+                                    labels=np.asarray([] if gen["labels"] is None else gen["labels"].numpy()))
+    return rows
 
 
 def main():
@@ -75,57 +157,27 @@ def main():
     p.add_argument("--data", default="", help="dataset path if the run's own path does not resolve here")
     p.add_argument("--real", action="store_true", help="also diagnose the first N training images")
     p.add_argument("--save-samples", action="store_true", help="write each setting's samples as uint8 npz (native size)")
+    p.add_argument("--samples", type=Path, action="append", default=[],
+                   help="a saved sample file (npz, as --save-samples writes), repeatable: scored against the first "
+                        "--n test images, beside the first --n training images")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--compile", action="store_true", help="compile the model's blocks first (GPU)")
     p.add_argument("--out", type=Path, default=Path("results/diagnose_fid"))
     args = p.parse_args()
-    if not args.run_dir and not args.real:
-        raise SystemExit("give --run-dir, --real, or both")
+    if args.samples and (args.run_dir or args.real):
+        raise SystemExit("--samples reads saved samples: give it without --run-dir and --real")
+    if not args.run_dir and not args.real and not args.samples:
+        raise SystemExit("give --run-dir, --real, or both (or --samples)")
     settings = parse_settings(args.settings)
     dev = pick_device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
-    rows, t0 = [], time.perf_counter()
+    t0 = time.perf_counter()
     with friendly_errors():
-        loaded = [(run, *load_run(run, device=dev)) for run in args.run_dir]
-        for run, cfg, spec, *_ in loaded:
-            if cfg.objective.name == "mixed":
-                raise SystemExit(f"{run} is a mixed text-image run: diagnose_fid takes image runs (imm, fm); "
-                                 "scripts/eval_images.py scores mixed runs")
-            if trained_image_size(cfg, spec) != trained_image_size(*loaded[0][1:3]):
-                raise SystemExit(f"{run} was trained at another image size than {loaded[0][0]}: diagnose them one at a time")
-        if loaded:
-            evaluator = run_evaluator(*loaded[0][1:3], dev, args.inception, args.data)
-        else:  # no run: the dataset at its native size ("" = the embedded digits)
-            evaluator = ImageEvaluator(*load_image_sets(args.data, 0), dev, args.inception)
-        train = evaluator.train
-        train_uint8 = to_uint8(train.images[:args.n])
-        native = evaluator.test.native_size
-        test_uint8 = evaluator.test_uint8()
-        if args.real:
-            labels = train.labels[:args.n] if train.labels is not None else None
-            rows.append({"run": "real (training images)", "n": len(train_uint8),
-                         **diagnose(train_uint8, labels, evaluator, train_uint8, test_uint8, native)})
-            tqdm.write(f"real: {rows[-1]}")
-        for run, cfg, spec, model, _ in loaded:
-            objective = get_objective(cfg.objective.name)(cfg.objective, spec)
-            if args.compile:
-                model.compile_regions()
-            for sampler, steps, guidance in tqdm(settings, desc=f"diagnose {run.name}"):
-                sampler = sampler or objective.default_sampler
-                with autocast(dev, pick_dtype("auto", dev)):
-                    gen = evaluator.generate(model, objective, sampler, steps, guidance, args.n, args.seed, args.batch)
-                row = {"run": run.name, "objective": cfg.objective.name, "sampler": sampler, "steps": steps, "guidance": guidance, "nfe": gen["nfe"],
-                       "n": args.n, **diagnose(gen["images"], gen["labels"], evaluator, train_uint8, test_uint8, native)}
-                rows.append(row)
-                tqdm.write(" ".join(f"{k}={row.get(k)}" for k in ("sampler", "steps", "guidance", "fid", "fid_matched", "hist_tv")))
-                if args.save_samples:
-                    np.savez_compressed(args.out / f"{run.name}_{sampler}_{steps}_w{guidance:g}.npz",
-                                        images=crop_to(gen["images"], native)[:, 0].numpy(),
-                                        labels=np.asarray([] if gen["labels"] is None else gen["labels"].numpy()))
+        rows = saved_sample_rows(args, dev) if args.samples else generated_rows(args, settings, dev)
     write_csv(rows, args.out / "diagnose_fid.csv", COLUMNS)
     (args.out / "diagnose_fid.json").write_text(json.dumps(rows, indent=1))
-    table = markdown_table(rows, COLUMNS)
+    table = markdown_table(rows, [c for c in COLUMNS if any(r.get(c) not in (None, "") for r in rows)])
     (args.out / "diagnose_fid.md").write_text(f"device {torch.cuda.get_device_name() if dev.type == 'cuda' else dev.type}\n\n{table}\n")
     print(table)
     print(f"wrote {args.out / 'diagnose_fid.csv'} in {time.perf_counter() - t0:.0f}s")

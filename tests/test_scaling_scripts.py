@@ -143,3 +143,18 @@ def test_diagnose_fid_scores_samples_beside_the_real_floor_and_saves_them(runs, 
     bad = subprocess.run([sys.executable, str(ROOT / "scripts/diagnose_fid.py"), "--real", "--settings", "euler:4",
                           "--out", str(out)], capture_output=True, text=True)
     assert bad.returncode != 0 and "SAMPLER:STEPS:GUIDANCE" in bad.stderr
+    # the saved samples again, through --samples: the same statistics and scores without generating anything
+    again = subprocess.run([sys.executable, str(ROOT / "scripts/diagnose_fid.py"), "--samples",
+                            str(out / "imm_imm_pushforward_2_w1.npz"), "--n", "20", "--out", str(tmp_path / "again")],
+                           capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    real_row, saved_row = read(tmp_path / "again" / "diagnose_fid.csv")
+    assert real_row["run"] == "real (training images)" and real_row["fid_clf"] == real_row["fid_clf_matched"]
+    for key in ("mean", "frac_0", "frac_mid", "edge_energy", "speck_frac", "speck_level", "edge_mid", "hist_tv", "class_acc"):
+        assert float(saved_row[key]) == pytest.approx(float(two[key]), abs=1e-9), key
+    # the reference is the first 20 test images here, all of them for a run: another classifier FID
+    assert float(saved_row["fid_clf"]) != pytest.approx(float(two["fid_clf"]), rel=1e-6)
+    np.savez(tmp_path / "float.npz", images=np.zeros((4, 8, 8), np.float32))
+    wrong = subprocess.run([sys.executable, str(ROOT / "scripts/diagnose_fid.py"), "--samples", str(tmp_path / "float.npz"),
+                            "--out", str(tmp_path / "w")], capture_output=True, text=True)
+    assert wrong.returncode != 0 and "must be uint8" in wrong.stderr

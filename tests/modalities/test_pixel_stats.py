@@ -1,6 +1,7 @@
 import torch
 
-from modalities.pixel_stats import edge_energy, histogram, match_histogram, pixel_stats
+from modalities.pixel_stats import (despeckle, edge_energy, histogram, match_histogram, near_strokes, pixel_stats,
+                                    spatial_stats)
 
 
 def _set(values, weights, n=1000, seed=0):
@@ -41,3 +42,23 @@ def test_blurring_lowers_edge_energy_and_saturation():
     assert b["edge_energy"] < s["edge_energy"]
     assert b["frac_255"] < s["frac_255"] and b["frac_mid"] > s["frac_mid"] == 0
     assert edge_energy(torch.full((2, 1, 5, 5), 9, dtype=torch.uint8)) == 0
+
+
+def test_specks_count_faint_pixels_far_from_strokes_only():
+    img = torch.zeros(1, 1, 12, 12, dtype=torch.uint8)
+    img[..., 2:4, 2:4] = 255  # a stroke: pixels within 2 of it are rows/cols 0..5
+    assert int(near_strokes(img).sum()) == 36
+    assert spatial_stats(img) == {"speck_frac": 0.0, "speck_level": 0.0, "edge_mid": 0.0}
+    edged = img.clone()
+    edged[..., 4, 2] = 60  # a soft edge next to the stroke: not a speck
+    assert spatial_stats(edged)["speck_frac"] == 0 and spatial_stats(edged)["edge_mid"] == 1 / 144
+    specked = img.clone()
+    specked[..., 10, 10] = 1  # one grey level, far from the stroke
+    assert spatial_stats(specked)["speck_frac"] == 1 / (144 - 36) and spatial_stats(specked)["speck_level"] == 1
+    assert spatial_stats(specked)["edge_mid"] == 0
+    assert torch.equal(despeckle(specked), img) and torch.equal(despeckle(edged), edged)  # specks go, edges stay
+    blank = torch.zeros(3, 1, 8, 8, dtype=torch.uint8)
+    assert spatial_stats(blank)["speck_frac"] == 0  # all background, nothing lit
+    noisy = blank.clone()
+    noisy[:, :, ::2, ::2] = 5
+    assert spatial_stats(noisy)["speck_frac"] == 0.25 and spatial_stats(noisy)["speck_level"] == 5
