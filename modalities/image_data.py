@@ -28,6 +28,11 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.images)
 
+    def head(self, n: int) -> "ImageSet":
+        """The first n images (and their labels, if any)."""
+        return ImageSet(self.images[:n], None if self.labels is None else self.labels[:n], self.num_classes,
+                        self.native_size)
+
 
 def _from_uint8(arr: np.ndarray, name: str) -> torch.Tensor:
     if arr.dtype != np.uint8:

@@ -33,7 +33,7 @@ from tqdm import tqdm  # noqa: E402
 from core.device import autocast, pick_device, pick_dtype  # noqa: E402
 from core.errors import friendly_errors  # noqa: E402
 from core.loading import load_run  # noqa: E402
-from modalities.image_data import ImageSet, crop_to, load_image_sets, native_uint8, to_uint8  # noqa: E402
+from modalities.image_data import crop_to, load_image_sets, native_uint8, to_uint8  # noqa: E402
 from modalities.image_eval import ImageEvaluator  # noqa: E402
 from modalities.pixel_stats import despeckle, match_histogram, pixel_stats  # noqa: E402
 from objectives import get_objective  # noqa: E402
@@ -65,7 +65,8 @@ def diagnose(images_uint8, labels, evaluator: ImageEvaluator, train_uint8, test_
     set, and with its background specks removed (Inception FID only)."""
     raw = evaluator.score(images_uint8, labels)
     matched = evaluator.score(match_histogram(images_uint8, train_uint8), labels)
-    clean = evaluator.score(despeckle(images_uint8), None, inception_only=True)
+    # despeckled: Inception FID only (the classifier scores shapes, which despeckling leaves alone)
+    clean = evaluator.score(despeckle(images_uint8), None, inception_only=True) if evaluator.inception else {}
     stats = pixel_stats(crop_to(images_uint8, native), test_uint8)
     return {**raw, "fid_matched": matched.get("fid"), "fid_clf_matched": matched.get("fid_clf"),
             "fid_despeckled": clean.get("fid"), **stats}
@@ -90,13 +91,11 @@ def saved_sample_rows(args, dev) -> list[dict]:
     (runs are scored against the whole test set)."""
     train, test = load_image_sets(args.data, 0)
     test_uint8 = native_uint8(test)
-    ref = ImageSet(test.images[:args.n], None if test.labels is None else test.labels[:args.n], test.num_classes,
-                   test.native_size)
-    evaluator = ImageEvaluator(train, ref, dev, args.inception)
-    train_uint8 = native_uint8(train)[:args.n]
-    labels = None if train.labels is None else train.labels[:args.n]
+    evaluator = ImageEvaluator(train, test.head(args.n), dev, args.inception)
+    floor = train.head(args.n)
+    train_uint8 = native_uint8(floor)
     rows = [{"run": "real (training images)", "n": len(train_uint8),
-             **diagnose(train_uint8, labels, evaluator, train_uint8, test_uint8, test.native_size)}]
+             **diagnose(train_uint8, floor.labels, evaluator, train_uint8, test_uint8, test.native_size)}]
     for path in tqdm(args.samples, desc="saved samples"):
         images, labels = load_samples(path)
         images, labels = images[:args.n], None if labels is None else labels[:args.n]
@@ -119,14 +118,13 @@ def generated_rows(args, settings, dev) -> list[dict]:
         evaluator = run_evaluator(*loaded[0][1:3], dev, args.inception, args.data)
     else:  # no run: the dataset at its native size ("" = the embedded digits)
         evaluator = ImageEvaluator(*load_image_sets(args.data, 0), dev, args.inception)
-    train = evaluator.train
-    train_uint8 = to_uint8(train.images[:args.n])
+    floor = evaluator.train.head(args.n)
+    train_uint8 = to_uint8(floor.images)
     native = evaluator.test.native_size
     test_uint8 = evaluator.test_uint8()
     if args.real:
-        labels = train.labels[:args.n] if train.labels is not None else None
         rows.append({"run": "real (training images)", "n": len(train_uint8),
-                     **diagnose(train_uint8, labels, evaluator, train_uint8, test_uint8, native)})
+                     **diagnose(train_uint8, floor.labels, evaluator, train_uint8, test_uint8, native)})
         tqdm.write(f"real: {rows[-1]}")
     for run, cfg, spec, model, _ in loaded:
         objective = get_objective(cfg.objective.name)(cfg.objective, spec)

@@ -54,11 +54,11 @@ def method_labels(rows: list[dict]) -> list[str]:
     """objective/sampler, plus the run and the guidance weight where rows of one objective/sampler differ
     in them: one line per run and weight, never two runs joined into one curve."""
     base = [f"{objective_of(r)}/{r['sampler']}" for r in rows]
+    varying = {b: [k for k in ("run", "guidance") if len({str(r.get(k)) for bb, r in zip(base, rows) if bb == b}) > 1]
+               for b in set(base)}
     labels = []
     for b, r in zip(base, rows):
-        same = [q for bb, q in zip(base, rows) if bb == b]
-        extra = [str(r.get(k)) if k == "run" else f"w={_num(r.get(k)):g}"
-                 for k in ("run", "guidance") if len({str(q.get(k)) for q in same}) > 1 and r.get(k) not in (None, "")]
+        extra = [str(r[k]) if k == "run" else f"w={_num(r[k]):g}" for k in varying[b] if r.get(k) not in (None, "")]
         labels.append(b + (f" ({', '.join(extra)})" if extra else ""))
     return labels
 
