@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from core.attention import Prepared
 from core.kv_cache import KVCache
 from core.layers import RMSNorm, SwiGLU, modulate
+from core.qk_norm_rope import fused_qk_norm_rope_supported, qk_norm_rope
 from core.rope import apply_rotary
 
 
@@ -26,12 +27,17 @@ class Modulation:
 
 
 class Attention(nn.Module):
-    def __init__(self, d_model: int, n_head: int, qk_norm: bool, dropout: float, split: bool = False):
+    def __init__(self, d_model: int, n_head: int, qk_norm: bool, dropout: float, split: bool = False,
+                 fused_qk_norm_rope: bool = False):
         super().__init__()
-        self.split = split
         if d_model % n_head:
             raise ValueError(f"d_model={d_model} is not divisible by n_head={n_head}")
         self.n_head, self.head_dim = n_head, d_model // n_head
+        if fused_qk_norm_rope and not (qk_norm and fused_qk_norm_rope_supported(self.head_dim)):
+            raise ValueError(f"model.fused_qk_norm_rope needs model.qk_norm=true and a power-of-two head dimension "
+                             f"(got qk_norm={qk_norm}, head dimension {self.head_dim}); set it to false")
+        # the fused kernel reads q/k/v from one projection, so it takes the place of split q/k/v matmuls
+        self.split, self.fused = split and not fused_qk_norm_rope, fused_qk_norm_rope
         self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)
         self.proj = nn.Linear(d_model, d_model, bias=False)
         self.q_norm = RMSNorm(self.head_dim) if qk_norm else nn.Identity()
@@ -40,14 +46,18 @@ class Attention(nn.Module):
 
     def forward(self, x, rope, prepared: Prepared, cache: KVCache | None = None, layer: int = 0):
         b, l, d = x.shape
-        if self.split:  # model.split_projections
-            q, k, v = (F.linear(x, w).view(b, l, self.n_head, self.head_dim) for w in self.qkv.weight.chunk(3))
-        else:
-            q, k, v = self.qkv(x).view(b, l, 3, self.n_head, self.head_dim).unbind(2)
         cos, sin = rope
-        q = apply_rotary(self.q_norm(q), cos, sin).transpose(1, 2)
-        k = apply_rotary(self.k_norm(k), cos, sin).transpose(1, 2)
-        v = v.transpose(1, 2)
+        if self.fused:  # model.fused_qk_norm_rope
+            qkv = self.qkv(x).view(b, l, 3, self.n_head, self.head_dim)
+            q, k, v = qk_norm_rope(qkv, self.q_norm.weight, self.k_norm.weight, cos, sin, self.q_norm.eps)
+        else:
+            if self.split:  # model.split_projections
+                q, k, v = (F.linear(x, w).view(b, l, self.n_head, self.head_dim) for w in self.qkv.weight.chunk(3))
+            else:
+                q, k, v = self.qkv(x).view(b, l, 3, self.n_head, self.head_dim).unbind(2)
+            q = apply_rotary(self.q_norm(q), cos, sin).transpose(1, 2)
+            k = apply_rotary(self.k_norm(k), cos, sin).transpose(1, 2)
+            v = v.transpose(1, 2)
         if cache is not None:
             k, v = cache.append(layer, k, v)
         p = self.dropout if self.training else 0.0
@@ -57,10 +67,10 @@ class Attention(nn.Module):
 
 class Block(nn.Module):
     def __init__(self, d_model, n_head, mlp_hidden, qk_norm=True, dropout=0.0, cond_dim: int | None = None,
-                 split_projections: bool = False):
+                 split_projections: bool = False, fused_qk_norm_rope: bool = False):
         super().__init__()
         self.norm1 = RMSNorm(d_model)
-        self.attn = Attention(d_model, n_head, qk_norm, dropout, split_projections)
+        self.attn = Attention(d_model, n_head, qk_norm, dropout, split_projections, fused_qk_norm_rope)
         self.norm2 = RMSNorm(d_model)
         self.mlp = SwiGLU(d_model, mlp_hidden, split_projections)
         self.drop = nn.Dropout(dropout)

@@ -34,6 +34,9 @@ class ModelConfig:
     # the text loss with its head's gradients computed in the forward pass (core/linear_cross_entropy.py):
     # one pass over the logits for the loss and their gradient, and no logits kept for the backward
     fused_cross_entropy: bool = False
+    # QK-norm and RoPE as one kernel over the fused q/k/v projection (core/qk_norm_rope.py; Triton on
+    # CUDA): the backward writes the q/k/v gradients into one buffer, so no concatenation follows
+    fused_qk_norm_rope: bool = False
     dropout: float = 0.0
     rope_base: float = 10000.0
     init_std: float = 0.02

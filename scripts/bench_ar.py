@@ -69,12 +69,37 @@ def phase_check(dev) -> dict:
     m = Model(ModelConfig(size="tiny", init_std=0.2), ModelSpec(vocab_size=500)).to(dev).eval()
     prompts = [torch.randint(0, 500, (n,)).tolist() for n in (5, 17, 9)]
     same = generate(m, prompts, 40, temperature=0, use_cache=True) == generate(m, prompts, 40, temperature=0, use_cache=False)
+    kernel = qk_norm_rope_check(dev)
     res = {"flex_vs_sdpa_rel_err_bf16": flex_err, "flex_vs_sdpa_grad_rel_err_bf16": grad_err,
-           "greedy_cache_equals_nocache": same, **compiled_options_check(dev)}
+           "greedy_cache_equals_nocache": same, **kernel, **compiled_options_check(dev)}
     log(f"check: {res}")
     torch.backends.cuda.matmul.allow_tf32 = True
-    assert flex_err < 2e-2 and grad_err < 5e-2 and same
+    assert flex_err < 2e-2 and grad_err < 5e-2 and same and max(kernel.values()) < 1e-5
     return res
+
+
+def qk_norm_rope_check(dev) -> dict:
+    """The Triton kernels of model.fused_qk_norm_rope against the operator's PyTorch path (on the CPU),
+    float32, forward and all gradients, with a rotation per batch row and one broadcast over it."""
+    from core.qk_norm_rope import qk_norm_rope
+
+    out = {}
+    for batch_rot in (1, 3):
+        torch.manual_seed(batch_rot)
+        b, l, h, d = 3, 333, 4, 64
+        qkv = torch.randn(b, l, 3, h, d)
+        wq, wk = torch.rand(d) + 0.5, torch.rand(d) + 0.5
+        angles = torch.randn(batch_rot, l, 1, d // 2) * 5
+        cot = [torch.randn(b, h, l, d) for _ in range(3)]
+        runs = []
+        for where in ("cpu", dev):
+            ins = [t.detach().to(where).requires_grad_() for t in (qkv, wq, wk)]
+            res = qk_norm_rope(*ins, angles.cos().to(where), angles.sin().to(where), 1e-6)
+            grads = torch.autograd.grad(res, ins, [c.to(where) for c in cot])
+            runs.append([t.detach().cpu() for t in (*res, *grads)])
+        errs = [rel_err(g, w) for g, w in zip(runs[1], runs[0])]
+        out[f"qk_norm_rope_triton_max_rel_err_rot{batch_rot}"] = max(errs)
+    return out
 
 
 def rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
@@ -82,12 +107,13 @@ def rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
 
 
 def compiled_options_check(dev, vocab=50304) -> dict:
-    """The throughput options (model.split_projections, model.fused_cross_entropy) against the default
-    model, compiled and under bf16 autocast as the throughput phase runs them: relative error of
-    the loss and of all gradients, one batch at a 124M-like width and two layers."""
+    """The throughput options (model.split_projections, model.fused_cross_entropy,
+    model.fused_qk_norm_rope) against the default model, compiled and under bf16 autocast as the
+    throughput phase runs them: relative error of the loss and of all gradients, one batch at a
+    124M-like width and two layers."""
     tokens = torch.randint(0, vocab, (4, 257), device=dev)
     runs = {}
-    for name in ("ours_regional", "ours_split", "ours_fused_ce"):
+    for name in ("ours_regional", "ours_split", "ours_fused_ce", "ours_qkrope"):
         torch.manual_seed(0)
         torch._dynamo.reset()
         m = Model(ours_config(name, n_layer=2), ModelSpec(vocab_size=vocab)).to(dev)
@@ -216,13 +242,16 @@ THROUGHPUT_VARIANTS = {
     "ours_split": "our backbone, compiled blocks, q/k/v and gate/up as separate matmuls (model.split_projections)",
     "ours_fused_ce": "our backbone, compiled blocks, the head's gradients computed with the loss (model.fused_cross_entropy)",
     "ours_split_fused_ce": "both of the two above",
+    "ours_fused_ce_qkrope": "fused cross-entropy, and QK-norm + RoPE as one Triton kernel over one q/k/v matmul "
+                            "(model.fused_qk_norm_rope)",
+    "ours_split_fused_ce_qkrope": "the above with gate/up as separate matmuls",
 }
 
 
 def ours_config(variant: str, **shape) -> ModelConfig:
     """Our 124M-shape model as a throughput variant builds it."""
     return ModelConfig(size="gpt2-124m", qk_norm=variant != "ours_no_qk_norm", split_projections="split" in variant,
-                       fused_cross_entropy="fused_ce" in variant, **shape)
+                       fused_cross_entropy="fused_ce" in variant, fused_qk_norm_rope="qkrope" in variant, **shape)
 
 
 def phase_throughput(dev, variants=("reference", "ours_regional", "ours_full"), profile=(), batch=32, ctx=1024,

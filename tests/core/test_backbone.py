@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from core.config import ModelConfig
@@ -56,10 +57,12 @@ def test_image_mode_is_bidirectional_and_conditioned():
         assert not torch.allclose(base, other), key
 
 
-def test_split_projections_compute_the_same_function_and_gradients():
-    """model.split_projections only changes how q/k/v and gate/up are computed: same weights, same
-    outputs, same gradients (image mode, so adaLN and every projection carry signal)."""
-    fused, split = image_model(), image_model(split_projections=True)
+@pytest.mark.parametrize("option", ["split_projections", "fused_qk_norm_rope"])
+def test_speed_options_compute_the_same_function_and_gradients(option):
+    """model.split_projections and model.fused_qk_norm_rope only change how the projections, norms and
+    rotations are computed: same weights, same outputs, same gradients (image mode, so adaLN and every
+    projection carry signal)."""
+    fused, split = image_model(), image_model(**{option: True})
     for p in fused.parameters():
         torch.nn.init.normal_(p, std=0.05)
     split.load_state_dict(fused.state_dict())
