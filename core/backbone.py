@@ -17,14 +17,15 @@ from core.rope import Rotary
 class Transformer(nn.Module):
     def __init__(self, n_layer, n_head, d_model, mlp_ratio=4.0, qk_norm=True, dropout=0.0, rope_base=10000.0,
                  cond_dim: int | None = None, attn_backend: str = "auto", split_projections: bool = False,
-                 fused_qk_norm_rope: bool = False):
+                 fused_qk_norm_rope: bool = False, fused_swiglu: bool = False):
         super().__init__()
         self.n_layer, self.n_head, self.d_model = n_layer, n_head, d_model
         self.head_dim = d_model // n_head
         self.attn_backend = attn_backend
         hidden = swiglu_hidden(d_model, mlp_ratio)
         self.blocks = nn.ModuleList(
-            Block(d_model, n_head, hidden, qk_norm, dropout, cond_dim, split_projections, fused_qk_norm_rope)
+            Block(d_model, n_head, hidden, qk_norm, dropout, cond_dim, split_projections, fused_qk_norm_rope,
+                  fused_swiglu)
             for _ in range(n_layer)
         )
         self.rotary = Rotary(self.head_dim, rope_base)

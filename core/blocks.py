@@ -67,12 +67,12 @@ class Attention(nn.Module):
 
 class Block(nn.Module):
     def __init__(self, d_model, n_head, mlp_hidden, qk_norm=True, dropout=0.0, cond_dim: int | None = None,
-                 split_projections: bool = False, fused_qk_norm_rope: bool = False):
+                 split_projections: bool = False, fused_qk_norm_rope: bool = False, fused_swiglu: bool = False):
         super().__init__()
         self.norm1 = RMSNorm(d_model)
         self.attn = Attention(d_model, n_head, qk_norm, dropout, split_projections, fused_qk_norm_rope)
         self.norm2 = RMSNorm(d_model)
-        self.mlp = SwiGLU(d_model, mlp_hidden, split_projections)
+        self.mlp = SwiGLU(d_model, mlp_hidden, split_projections, fused_swiglu)
         self.drop = nn.Dropout(dropout)
         self.adaln = nn.Linear(cond_dim, 6 * d_model) if cond_dim else None
 

@@ -37,6 +37,9 @@ class ModelConfig:
     # QK-norm and RoPE as one kernel over the fused q/k/v projection (core/qk_norm_rope.py; Triton on
     # CUDA): the backward writes the q/k/v gradients into one buffer, so no concatenation follows
     fused_qk_norm_rope: bool = False
+    # SwiGLU's activation as one operator over the fused gate/up projection (core/fused_swiglu.py; Triton
+    # on CUDA): its backward writes both halves of the projection's gradient, no concatenation
+    fused_swiglu: bool = False
     dropout: float = 0.0
     rope_base: float = 10000.0
     init_std: float = 0.02

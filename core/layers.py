@@ -5,6 +5,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from core.fused_swiglu import swiglu
+
 
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float = 1e-6):
@@ -23,13 +25,16 @@ def swiglu_hidden(d_model: int, mlp_ratio: float, multiple: int = 64) -> int:
 
 
 class SwiGLU(nn.Module):
-    def __init__(self, d_model: int, hidden: int, split: bool = False):
+    def __init__(self, d_model: int, hidden: int, split: bool = False, fused: bool = False):
         super().__init__()
         self.gate_up = nn.Linear(d_model, 2 * hidden, bias=False)
         self.down = nn.Linear(hidden, d_model, bias=False)
-        self.split = split
+        # the fused operator reads gate and up from one projection, so it takes the place of split matmuls
+        self.split, self.fused = split and not fused, fused
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused:  # model.fused_swiglu
+            return self.down(swiglu(self.gate_up(x)))
         if self.split:  # model.split_projections
             gate, up = (F.linear(x, w) for w in self.gate_up.weight.chunk(2))
         else:

@@ -53,7 +53,7 @@ class Model(nn.Module):
         self.backbone = Transformer(
             shape["n_layer"], shape["n_head"], d, cfg.mlp_ratio, cfg.qk_norm, cfg.dropout, cfg.rope_base,
             cond_dim=d if has_image else None, attn_backend=cfg.attn_backend, split_projections=cfg.split_projections,
-            fused_qk_norm_rope=cfg.fused_qk_norm_rope,
+            fused_qk_norm_rope=cfg.fused_qk_norm_rope, fused_swiglu=cfg.fused_swiglu,
         )
         self.backbone.reset_parameters(cfg.init_std)
         self.text = (TextCodec(spec.vocab_size, d, cfg.tie_embeddings, cfg.init_std, cfg.fused_cross_entropy)

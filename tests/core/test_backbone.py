@@ -57,11 +57,11 @@ def test_image_mode_is_bidirectional_and_conditioned():
         assert not torch.allclose(base, other), key
 
 
-@pytest.mark.parametrize("option", ["split_projections", "fused_qk_norm_rope"])
+@pytest.mark.parametrize("option", ["split_projections", "fused_qk_norm_rope", "fused_swiglu"])
 def test_speed_options_compute_the_same_function_and_gradients(option):
-    """model.split_projections and model.fused_qk_norm_rope only change how the projections, norms and
-    rotations are computed: same weights, same outputs, same gradients (image mode, so adaLN and every
-    projection carry signal)."""
+    """model.split_projections, fused_qk_norm_rope and fused_swiglu only change how the projections,
+    norms, rotations and activations are computed: same weights, same outputs, same gradients (image
+    mode, so adaLN and every projection carry signal)."""
     fused, split = image_model(), image_model(**{option: True})
     for p in fused.parameters():
         torch.nn.init.normal_(p, std=0.05)
