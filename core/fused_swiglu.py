@@ -13,11 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-try:  # Triton comes with CUDA builds of torch; CPU builds use the PyTorch path below
-    import triton
-    import triton.language as tl
-except ImportError:  # pragma: no cover - depends on the torch build
-    triton = None
+from core.triton_support import tl, triton, use_triton
 
 ELEMENTS_PER_PROGRAM = 1024
 
@@ -70,7 +66,7 @@ def _launch(gate_up: Tensor, grad: Tensor | None, out: Tensor) -> Tensor:
 
 @torch.library.custom_op("onebackbone::swiglu", mutates_args=())
 def _swiglu(gate_up: Tensor) -> Tensor:
-    if gate_up.is_cuda and triton is not None:
+    if use_triton(gate_up):
         return _launch(gate_up, None, gate_up.new_empty(*gate_up.shape[:-1], gate_up.shape[-1] // 2))
     return _forward_torch(gate_up).to(gate_up.dtype)
 
@@ -82,7 +78,7 @@ def _(gate_up):
 
 @torch.library.custom_op("onebackbone::swiglu_backward", mutates_args=())
 def _swiglu_backward(grad: Tensor, gate_up: Tensor) -> Tensor:
-    if gate_up.is_cuda and triton is not None:
+    if use_triton(gate_up):
         return _launch(gate_up, grad.contiguous(), torch.empty_like(gate_up))
     return _backward_torch(grad, gate_up).to(gate_up.dtype)
 

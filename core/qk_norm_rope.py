@@ -17,12 +17,7 @@ import torch
 from torch import Tensor
 
 from core.rope import apply_rotary
-
-try:  # Triton comes with CUDA builds of torch; CPU builds use the PyTorch path below
-    import triton
-    import triton.language as tl
-except ImportError:  # pragma: no cover - depends on the torch build
-    triton = None
+from core.triton_support import tl, triton, use_triton
 
 ROWS_PER_PROGRAM = 64
 
@@ -30,10 +25,6 @@ ROWS_PER_PROGRAM = 64
 def fused_qk_norm_rope_supported(head_dim: int) -> bool:
     """The kernels hold half a head in one power-of-two tile."""
     return head_dim >= 4 and head_dim & (head_dim - 1) == 0
-
-
-def _use_triton(t: Tensor) -> bool:
-    return triton is not None and t.is_cuda
 
 
 # --- the algebra in PyTorch ------------------------------------------------------------------------
@@ -178,7 +169,7 @@ def _qk_norm_rope(qkv: Tensor, q_weight: Tensor, k_weight: Tensor, cos: Tensor, 
     outs = []
     for part, weight in ((0, q_weight), (1, k_weight), (2, None)):
         x = qkv[:, :, part]
-        if _use_triton(qkv):
+        if use_triton(qkv):
             outs.append(_forward_triton(x, weight, cos, sin, eps))
         else:  # a copy for v too: an operator's outputs may not alias its inputs
             y = x if weight is None else _forward_torch(x, weight, cos, sin, eps)
@@ -199,7 +190,7 @@ def _qk_norm_rope_backward(dq: Tensor, dk: Tensor, dv: Tensor, qkv: Tensor, q_we
     dweights = []
     for part, weight, grad in ((0, q_weight, dq), (1, k_weight, dk), (2, None, dv)):
         x = qkv[:, :, part]
-        if _use_triton(qkv):
+        if use_triton(qkv):
             dw = _backward_triton(x, weight, cos, sin, eps, grad, d_qkv[:, :, part])
         elif weight is None:
             d_qkv[:, :, part], dw = grad.transpose(1, 2), None
