@@ -118,9 +118,8 @@ if triton is not None:
 
 
 def _rotation_strides(cos: Tensor) -> tuple[int, int]:
-    """cos (B or 1, L, 1, D/2): strides along batch (0 when broadcast) and position."""
-    if cos.stride(-1) != 1:
-        raise ValueError("cos/sin must be contiguous along their last axis")
+    """cos (B or 1, L, 1, D/2), contiguous (qk_norm_rope makes it so): strides along batch (0 when
+    broadcast) and position."""
     return (cos.stride(0) if cos.shape[0] > 1 else 0), cos.stride(1)
 
 
@@ -187,18 +186,17 @@ def _(qkv, q_weight, k_weight, cos, sin, eps):
 def _qk_norm_rope_backward(dq: Tensor, dk: Tensor, dv: Tensor, qkv: Tensor, q_weight: Tensor, k_weight: Tensor,
                            cos: Tensor, sin: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor]:
     d_qkv = torch.empty_like(qkv, memory_format=torch.contiguous_format)
-    dweights = []
+    dweights = []  # q's and k's; v has no weight
     for part, weight, grad in ((0, q_weight, dq), (1, k_weight, dk), (2, None, dv)):
         x = qkv[:, :, part]
         if use_triton(qkv):
-            dw = _backward_triton(x, weight, cos, sin, eps, grad, d_qkv[:, :, part])
+            dweights.append(_backward_triton(x, weight, cos, sin, eps, grad, d_qkv[:, :, part]))
         elif weight is None:
-            d_qkv[:, :, part], dw = grad.transpose(1, 2), None
+            d_qkv[:, :, part] = grad.transpose(1, 2)
         else:
             d_qkv[:, :, part], dw = _backward_torch(x, weight, cos, sin, eps, grad.transpose(1, 2))
-        if weight is not None:
-            dweights.append(dw.to(weight.dtype))
-    return d_qkv, dweights[0], dweights[1]
+            dweights.append(dw)
+    return d_qkv, dweights[0].to(q_weight.dtype), dweights[1].to(k_weight.dtype)
 
 
 @_qk_norm_rope_backward.register_fake

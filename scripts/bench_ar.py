@@ -263,7 +263,8 @@ THROUGHPUT_VARIANTS = {
 def ours_config(variant: str, **shape) -> ModelConfig:
     """Our 124M-shape model as a throughput variant builds it."""
     return ModelConfig(size="gpt2-124m", qk_norm=variant != "ours_no_qk_norm", split_projections="split" in variant,
-                       fused_cross_entropy="fused_ce" in variant, fused_qk_norm_rope="qkrope" in variant, fused_swiglu="swiglu" in variant, **shape)
+                       fused_cross_entropy="fused_ce" in variant, fused_qk_norm_rope="qkrope" in variant,
+                       fused_swiglu="swiglu" in variant, **shape)
 
 
 def phase_throughput(dev, variants=("reference", "ours_regional", "ours_full"), profile=(), batch=32, ctx=1024,
@@ -271,9 +272,10 @@ def phase_throughput(dev, variants=("reference", "ours_regional", "ours_full"), 
                      rounds: int = 1) -> dict:
     """Same loop for every variant: bf16 autocast, grad clip, fused AdamW; loss inside the compiled code.
     ``rounds``: the whole list again (the order interleaved, so drift hits every variant alike); a
-    variant's figures are its median round, and every round's tokens/s is kept.
+    variant's figures are its median round (of an even number, the slower middle one), and every
+    round's tokens/s is kept.
     ``on_variant(results so far)`` after each variant: a slow compile that runs out of time loses only itself."""
-    out, seen = {}, {}
+    out, seen, profiles = {}, {}, {}
     for round_index, name in ((r, v) for r in range(rounds) for v in variants):
         torch.manual_seed(0)
         torch._dynamo.reset()
@@ -329,16 +331,16 @@ def phase_throughput(dev, variants=("reference", "ours_regional", "ours_full"), 
         seen.setdefault(name, []).append({"tokens_per_s": tok_s, "step_ms": 1000 * dt / steps, "params": n_params,
                                           "warmup_s": warm_s, "mfu": tok_s * flops_tok / PEAK,
                                           "peak_mem_gb": torch.cuda.max_memory_allocated() / 1e9})
-        ranked = sorted(seen[name], key=lambda r: r["tokens_per_s"])
-        kept = {"profile": out[name]["profile"]} if "profile" in out.get(name, {}) else {}
-        out[name] = {**ranked[(len(ranked) - 1) // 2], "tokens_per_s_rounds": [r["tokens_per_s"] for r in seen[name]], **kept}
         log(f"throughput {name} (round {round_index + 1}): {tok_s / 1e3:.0f}k tok/s, MFU {tok_s * flops_tok / PEAK:.1%}, "
             f"warm-up+compile {warm_s:.0f}s")
         if name in profile and round_index == 0:
             from core.profiling import top_kernels
 
-            out[name]["profile"] = top_kernels(lambda: step(0), rows=profile_rows)
-            log(f"{name} step profile:\n{out[name]['profile']}")
+            profiles[name] = top_kernels(lambda: step(0), rows=profile_rows)
+            log(f"{name} step profile:\n{profiles[name]}")
+        ranked = sorted(seen[name], key=lambda r: r["tokens_per_s"])  # the median round (of two: the slower)
+        out[name] = {**ranked[(len(ranked) - 1) // 2], "tokens_per_s_rounds": [r["tokens_per_s"] for r in seen[name]],
+                     **({"profile": profiles[name]} if name in profiles else {})}
         on_variant(out)
         del model, opt, data
         torch.cuda.empty_cache()
