@@ -17,18 +17,18 @@ def imm_times(steps: int, T: float, eps_t: float, schedule: str, spacing: str = 
     """Decreasing float64 times t_N = T > ... > t_0 = eps_t (N + 1 values)."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    if spacing not in ("uniform", "edm"):  # checked here too: 1 and 2 steps do not use it
+        raise ValueError(f"unknown spacing {spacing!r}; choose uniform or edm")
     if steps == 1:
         return torch.tensor([T, eps_t], dtype=torch.float64)
     if steps == 2:
         return torch.tensor([T, float(eta_inverse(1.4, schedule)), eps_t], dtype=torch.float64)
     if spacing == "uniform":
         return torch.linspace(T, eps_t, steps + 1, dtype=torch.float64)
-    if spacing == "edm":
-        lo, hi, rho = float(eta(eps_t, schedule)), float(eta(T, schedule)), 7.0
-        i = torch.arange(steps + 1, dtype=torch.float64) / steps
-        e = (hi ** (1 / rho) + i * (lo ** (1 / rho) - hi ** (1 / rho))) ** rho
-        return eta_inverse(e, schedule)
-    raise ValueError(f"unknown spacing {spacing!r}; choose uniform or edm")
+    lo, hi, rho = float(eta(eps_t, schedule)), float(eta(T, schedule)), 7.0  # edm: rho = 7 in eta
+    i = torch.arange(steps + 1, dtype=torch.float64) / steps
+    e = (hi ** (1 / rho) + i * (lo ** (1 / rho) - hi ** (1 / rho))) ** rho
+    return eta_inverse(e, schedule)
 
 
 def finish(x_s: torch.Tensor, x_t: torch.Tensor, s: torch.Tensor, t: torch.Tensor, cfg) -> torch.Tensor:

@@ -40,24 +40,43 @@ from objectives import get_objective  # noqa: E402
 from scripts.eval_images import run_evaluator, trained_image_size  # noqa: E402
 from scripts.tables import markdown_table, write_csv  # noqa: E402
 
-COLUMNS = ["run", "objective", "sampler", "steps", "guidance", "nfe", "n", "fid", "fid_matched", "fid_despeckled", "fid_clf", "fid_clf_matched",
+COLUMNS = ["run", "weights", "objective", "sampler", "options", "steps", "guidance", "nfe", "n", "fid", "fid_matched", "fid_despeckled", "fid_clf", "fid_clf_matched",
            "class_acc", "mean", "frac_0", "frac_255", "frac_mid", "edge_energy", "speck_frac", "speck_level", "edge_mid", "hist_tv"]
 
 
-def parse_settings(text: str) -> list[tuple[str, int, float]]:
-    """"imm_pushforward:4:1,euler:32:1.5" -> [(sampler, steps, guidance), ...] ("" sampler = the run's own)."""
+def parse_option(item: str, part: str) -> tuple[str, object]:
+    """"spacing=edm" -> ("spacing", "edm"); numbers become int or float."""
+    key, sep, value = part.partition("=")
+    if not sep or not key:
+        raise SystemExit(f"a sampler option is KEY=VALUE (e.g. spacing=edm), got {part!r} in {item!r}")
+    for kind in (int, float):
+        try:
+            return key, kind(value)
+        except ValueError:
+            pass
+    return key, value
+
+
+def parse_settings(text: str) -> list[tuple[str, int, float, dict]]:
+    """"imm_pushforward:4:1,euler:32:1.5,imm_pushforward:4:1:spacing=edm" -> [(sampler, steps, guidance,
+    sampler options), ...] ("" sampler = the run's own)."""
     out = []
     for item in filter(None, (s.strip() for s in text.split(","))):
         parts = item.split(":")
-        if len(parts) != 3:
-            raise SystemExit(f"a setting is SAMPLER:STEPS:GUIDANCE (SAMPLER may be empty), got {item!r}")
+        if len(parts) < 3:
+            raise SystemExit(f"a setting is SAMPLER:STEPS:GUIDANCE[:KEY=VALUE...] (SAMPLER may be empty), got {item!r}")
         try:
-            out.append((parts[0], int(parts[1]), float(parts[2])))
+            steps, guidance = int(parts[1]), float(parts[2])
         except ValueError:
             raise SystemExit(f"steps must be an integer and guidance a number in {item!r}") from None
+        out.append((parts[0], steps, guidance, dict(parse_option(item, part) for part in parts[3:])))
     if not out:
         raise SystemExit("give at least one setting")
     return out
+
+
+def options_text(options: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(options.items()))
 
 
 def diagnose(images_uint8, labels, evaluator: ImageEvaluator, train_uint8, test_uint8, native: int) -> dict:
@@ -107,15 +126,16 @@ def saved_sample_rows(args, dev) -> list[dict]:
 def generated_rows(args, settings, dev) -> list[dict]:
     """Generate each setting's samples from each run (and score the training images with --real)."""
     rows = []
-    loaded = [(run, *load_run(run, device=dev)) for run in args.run_dir]
-    for run, cfg, spec, *_ in loaded:
+    loaded = [(run, weights, *load_run(run, device=dev, use_ema=weights == "ema"))
+              for run in args.run_dir for weights in args.weights]
+    for run, _, cfg, spec, *_ in loaded:
         if cfg.objective.name == "mixed":
             raise SystemExit(f"{run} is a mixed text-image run: diagnose_fid takes image runs (imm, fm); "
                              "scripts/eval_images.py scores mixed runs")
-        if trained_image_size(cfg, spec) != trained_image_size(*loaded[0][1:3]):
+        if trained_image_size(cfg, spec) != trained_image_size(*loaded[0][2:4]):
             raise SystemExit(f"{run} was trained at another image size than {loaded[0][0]}: diagnose them one at a time")
     if loaded:
-        evaluator = run_evaluator(*loaded[0][1:3], dev, args.inception, args.data)
+        evaluator = run_evaluator(*loaded[0][2:4], dev, args.inception, args.data)
     else:  # no run: the dataset at its native size ("" = the embedded digits)
         evaluator = ImageEvaluator(*load_image_sets(args.data, 0), dev, args.inception)
     floor = evaluator.train.head(args.n)
@@ -126,20 +146,22 @@ def generated_rows(args, settings, dev) -> list[dict]:
         rows.append({"run": "real (training images)", "n": len(train_uint8),
                      **diagnose(train_uint8, floor.labels, evaluator, train_uint8, test_uint8, native)})
         tqdm.write(f"real: {rows[-1]}")
-    for run, cfg, spec, model, _ in loaded:
+    for run, weights, cfg, spec, model, _ in loaded:
         objective = get_objective(cfg.objective.name)(cfg.objective, spec)
         if args.compile:
             model.compile_regions()
-        for sampler, steps, guidance in tqdm(settings, desc=f"diagnose {run.name}"):
+        for sampler, steps, guidance, options in tqdm(settings, desc=f"diagnose {run.name} ({weights})"):
             sampler = sampler or objective.default_sampler
             with autocast(dev, pick_dtype("auto", dev)):
-                gen = evaluator.generate(model, objective, sampler, steps, guidance, args.n, args.seed, args.batch)
-            row = {"run": run.name, "objective": cfg.objective.name, "sampler": sampler, "steps": steps, "guidance": guidance, "nfe": gen["nfe"],
+                gen = evaluator.generate(model, objective, sampler, steps, guidance, args.n, args.seed, args.batch, **options)
+            row = {"run": run.name, "weights": weights, "objective": cfg.objective.name, "sampler": sampler,
+                   "options": options_text(options), "steps": steps, "guidance": guidance, "nfe": gen["nfe"],
                    "n": args.n, **diagnose(gen["images"], gen["labels"], evaluator, train_uint8, test_uint8, native)}
             rows.append(row)
-            tqdm.write(" ".join(f"{k}={row.get(k)}" for k in ("sampler", "steps", "guidance", "fid", "fid_matched", "hist_tv")))
+            tqdm.write(" ".join(f"{k}={row.get(k)}" for k in ("weights", "sampler", "options", "steps", "guidance", "fid", "fid_matched")))
             if args.save_samples:
-                np.savez_compressed(args.out / f"{run.name}_{sampler}_{steps}_w{guidance:g}.npz",
+                tag = "".join(f"_{k}-{v}" for k, v in sorted(options.items())) + ("" if weights == "ema" else f"_{weights}")
+                np.savez_compressed(args.out / f"{run.name}_{sampler}_{steps}_w{guidance:g}{tag}.npz",
                                     images=crop_to(gen["images"], native)[:, 0].numpy(),
                                     labels=np.asarray([] if gen["labels"] is None else gen["labels"].numpy()))
     return rows
@@ -148,7 +170,12 @@ def generated_rows(args, settings, dev) -> list[dict]:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run-dir", type=Path, action="append", default=[], help="repeat for several runs")
-    p.add_argument("--settings", default=":4:1", help="comma-separated SAMPLER:STEPS:GUIDANCE (default: the run's sampler, 4 steps, no guidance)")
+    p.add_argument("--settings", default=":4:1",
+                   help="comma-separated SAMPLER:STEPS:GUIDANCE[:KEY=VALUE...], the options going to the sampler, e.g. "
+                        "imm_pushforward:4:1:spacing=edm (default: the run's sampler, 4 steps, no guidance)")
+    p.add_argument("--weights", default="ema", type=lambda s: [w.strip() for w in s.split(",") if w.strip()],
+                   help="which weights to sample from, comma-separated: ema (the EMA, when the run has one), raw "
+                        "(the trained weights); each gets every setting")
     p.add_argument("--n", type=int, default=10000)
     p.add_argument("--batch", type=int, default=1000)
     p.add_argument("--inception", default="", help="TorchScript Inception-v3 file for FID")
@@ -168,6 +195,8 @@ def main():
     if not args.run_dir and not args.real and not args.samples:
         raise SystemExit("give --run-dir, --real, or both (or --samples)")
     settings = parse_settings(args.settings)
+    if not args.weights or set(args.weights) - {"ema", "raw"}:
+        raise SystemExit(f"--weights takes ema, raw or both (comma-separated), got {','.join(args.weights) or 'nothing'}")
     dev = pick_device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

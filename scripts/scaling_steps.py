@@ -51,14 +51,16 @@ def objective_of(row: dict) -> str:
 
 
 def method_labels(rows: list[dict]) -> list[str]:
-    """objective/sampler, plus the run and the guidance weight where rows of one objective/sampler differ
-    in them: one line per run and weight, never two runs joined into one curve."""
+    """objective/sampler, plus the run, the weights (EMA or raw), the sampler options and the guidance weight
+    where rows of one objective/sampler differ in them: one line per run and weight, never two runs joined
+    into one curve."""
     base = [f"{objective_of(r)}/{r['sampler']}" for r in rows]
-    varying = {b: [k for k in ("run", "guidance") if len({str(r.get(k)) for bb, r in zip(base, rows) if bb == b}) > 1]
+    varying = {b: [k for k in ("run", "weights", "options", "guidance")
+                   if len({str(r.get(k) or "") for bb, r in zip(base, rows) if bb == b}) > 1]
                for b in set(base)}
     labels = []
     for b, r in zip(base, rows):
-        extra = [str(r[k]) if k == "run" else f"w={_num(r[k]):g}" for k in varying[b] if r.get(k) not in (None, "")]
+        extra = [f"w={_num(r[k]):g}" if k == "guidance" else str(r[k]) for k in varying[b] if r.get(k) not in (None, "")]
         labels.append(b + (f" ({', '.join(extra)})" if extra else ""))
     return labels
 

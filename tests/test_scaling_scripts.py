@@ -64,6 +64,12 @@ def test_method_labels_keep_runs_and_guidance_weights_apart():
         ("imm/imm_pushforward (imm)", "imm"), ("imm/imm_pushforward (imm_s1)", "imm")]
     one = scaling_steps.normalise([row("fm", "euler", 8, 1, 3.1), row("fm", "euler", 16, 1, 2.4)])
     assert {r["method"] for r in one} == {"fm/euler"}  # nothing differs: the plain label
+    # raw weights and a sampler option (diagnose_fid's weights / options columns) are curves of their own
+    spaced = scaling_steps.normalise([{**row("imm", "imm_pushforward", 4, 1, 3.2), "weights": "ema", "options": ""},
+                                      {**row("imm", "imm_pushforward", 4, 1, 3.0), "weights": "ema", "options": "spacing=edm"},
+                                      {**row("imm", "imm_pushforward", 4, 1, 3.5), "weights": "raw", "options": ""}])
+    assert [r["method"] for r in spaced] == ["imm/imm_pushforward (ema)", "imm/imm_pushforward (ema, spacing=edm)",
+                                             "imm/imm_pushforward (raw)"]
 
 
 def test_scaling_seqlen(runs, tmp_path):
@@ -127,6 +133,31 @@ def test_guidance_weights_share_one_evaluation_and_its_time_budget(runs):
     assert len(rows) == 4 and all(row.get("skipped") == "time budget" for row in rows)
 
 
+def test_diagnose_fid_sampler_options_and_raw_weights(runs, tmp_path):
+    """A setting's KEY=VALUE parts reach the sampler (the EDM grid gives other 4-step samples than the
+    uniform one); --weights raw samples the trained weights, which a 3-step run's EMA (warm-up decay
+    (1 + n) / (10 + n)) has not caught up with."""
+    out = tmp_path / "opts"
+    r = subprocess.run([sys.executable, str(ROOT / "scripts/diagnose_fid.py"), "--run-dir", str(runs / "imm"), "--weights", "ema,raw",
+                        "--settings", "imm_pushforward:4:1,imm_pushforward:4:1:spacing=edm", "--n", "20", "--save-samples",
+                        "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = read(out / "diagnose_fid.csv")
+    assert [(row["weights"], row["options"]) for row in rows] == [("ema", ""), ("ema", "spacing=edm"), ("raw", ""), ("raw", "spacing=edm")]
+    images = {name: np.load(out / f"imm_imm_pushforward_4_w1{name}.npz")["images"]
+              for name in ("", "_spacing-edm", "_raw", "_spacing-edm_raw")}
+    for a, b in (("", "_spacing-edm"), ("", "_raw"), ("_raw", "_spacing-edm_raw")):
+        assert not np.array_equal(images[a], images[b]), (a, b)
+    again = subprocess.run([sys.executable, str(ROOT / "scripts/diagnose_fid.py"), "--run-dir", str(runs / "imm"),
+                            "--settings", "imm_pushforward:4:1:spacing=edm", "--n", "20", "--save-samples", "--out", str(tmp_path / "again")],
+                           capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert np.array_equal(np.load(tmp_path / "again" / "imm_imm_pushforward_4_w1_spacing-edm.npz")["images"], images["_spacing-edm"])
+    bad = subprocess.run([sys.executable, str(ROOT / "scripts/diagnose_fid.py"), "--run-dir", str(runs / "imm"), "--weights", "shadow",
+                          "--out", str(out)], capture_output=True, text=True)
+    assert bad.returncode != 0 and "--weights takes ema, raw" in bad.stderr
+
+
 def test_diagnose_fid_scores_samples_beside_the_real_floor_and_saves_them(runs, tmp_path):
     out = tmp_path / "diag"
     r = subprocess.run([sys.executable, str(ROOT / "scripts/diagnose_fid.py"), "--run-dir", str(runs / "imm"), "--real",
@@ -143,6 +174,11 @@ def test_diagnose_fid_scores_samples_beside_the_real_floor_and_saves_them(runs, 
     bad = subprocess.run([sys.executable, str(ROOT / "scripts/diagnose_fid.py"), "--real", "--settings", "euler:4",
                           "--out", str(out)], capture_output=True, text=True)
     assert bad.returncode != 0 and "SAMPLER:STEPS:GUIDANCE" in bad.stderr
+    for setting, message in (("imm_pushforward:2:1:edm", "KEY=VALUE"), ("imm_pushforward:2:1:spacing=zigzag", "unknown spacing"),
+                             ("imm_pushforward:2:1:rho=7", "takes no option rho")):
+        bad = subprocess.run([sys.executable, str(ROOT / "scripts/diagnose_fid.py"), "--run-dir", str(runs / "imm"),
+                              "--settings", setting, "--n", "10", "--out", str(tmp_path / "bad")], capture_output=True, text=True)
+        assert bad.returncode != 0 and message in bad.stderr, (setting, bad.stderr[-500:])
     # the saved samples again, through --samples: the same statistics and scores without generating anything
     again = subprocess.run([sys.executable, str(ROOT / "scripts/diagnose_fid.py"), "--samples",
                             str(out / "imm_imm_pushforward_2_w1.npz"), "--n", "20", "--out", str(tmp_path / "again")],
