@@ -32,6 +32,9 @@ class IMMConfig:
     a: float = 1.0  # weighting exponent on alpha_t (1 or 2)
     b: float = 4.0  # weighting shift (5 CIFAR, 4 ImageNet)
     kernel: str = "laplace"  # laplace | rbf
+    # v: every pair (IMM.md's V-statistic); u: pairs j != k only, the unbiased MMD^2 of independent
+    # particles, without the pull of y_t^j towards its own y_r^j (x_r shares x_t's x and eps)
+    estimator: str = "v"
     label_dropout: float = 0.1
     # samplers: return the clean estimate implied by the last jump (0 extra NFE) instead of x at eps_t,
     # whose sigma_d * eps_t noise shows on flat backgrounds; false gives the paper's x_{eps_t}
@@ -49,6 +52,10 @@ def validate(cfg: IMMConfig, batch_size: int | None = None) -> None:
         raise ConfigError(f"need 0 <= eta_min < eta_max, got {cfg.eta_min}, {cfg.eta_max}")
     if cfg.kernel not in ("laplace", "rbf"):
         raise ConfigError(f"objective.kernel={cfg.kernel!r}: choose laplace or rbf")
+    if cfg.estimator not in ("v", "u"):
+        raise ConfigError(f"objective.estimator={cfg.estimator!r}: choose v (every pair) or u (pairs j != k)")
+    if cfg.estimator == "u" and cfg.M < 2:
+        raise ConfigError("objective.estimator=u needs objective.M >= 2 (it leaves out each particle's pair with itself)")
     if not 0 <= cfg.label_dropout < 1:
         raise ConfigError(f"objective.label_dropout must be in [0, 1), got {cfg.label_dropout}")
     if batch_size is not None and batch_size % cfg.M:
@@ -90,14 +97,19 @@ def pairwise_kernel(a: torch.Tensor, b: torch.Tensor, width: torch.Tensor, kind:
     return torch.exp(-sq / (2 * w))
 
 
-def group_mmd(y_t: torch.Tensor, y_r: torch.Tensor, m: int, width: torch.Tensor, kind: str) -> torch.Tensor:
-    """V-statistic MMD^2 per group (diagonal terms included): (G,)."""
+def group_mmd(y_t: torch.Tensor, y_r: torch.Tensor, m: int, width: torch.Tensor, kind: str,
+              estimator: str = "v") -> torch.Tensor:
+    """MMD^2 per group, (G,): the V-statistic (every pair j, k) or the U-statistic (pairs j != k)."""
     g = y_t.shape[0] // m
     a, b = y_t.reshape(g, m, -1).float(), y_r.reshape(g, m, -1).float()
     kxx = pairwise_kernel(a, a, width, kind)
     kyy = pairwise_kernel(b, b, width, kind)
     kxy = pairwise_kernel(a, b, width, kind)
-    return (kxx + kyy - 2 * kxy).mean(dim=(1, 2))
+    terms = kxx + kyy - 2 * kxy
+    if estimator == "v":
+        return terms.mean(dim=(1, 2))
+    off_diagonal = ~torch.eye(m, dtype=torch.bool, device=terms.device)
+    return (terms * off_diagonal).sum(dim=(1, 2)) / (m * (m - 1))
 
 
 def imm_loss(y_t: torch.Tensor, y_r: torch.Tensor, s_g: torch.Tensor, t_g: torch.Tensor, cfg: IMMConfig):
@@ -105,7 +117,7 @@ def imm_loss(y_t: torch.Tensor, y_r: torch.Tensor, s_g: torch.Tensor, t_g: torch
     share (s_g, t_g); the kernel width is |c_out(s, t)| times the elements per sample."""
     _, c_out = skip_out(s_g, t_g, cfg.schedule, cfg.sigma_d, cfg.output)
     width = (c_out.abs() * y_t[0].numel()).float()
-    mmd = group_mmd(y_t.flatten(1), y_r.flatten(1), cfg.M, width, cfg.kernel)
+    mmd = group_mmd(y_t.flatten(1), y_r.flatten(1), cfg.M, width, cfg.kernel, cfg.estimator)
     return (imm_weight(t_g, cfg.schedule, cfg.a, cfg.b).float() * mmd).mean(), mmd
 
 
