@@ -56,6 +56,31 @@ def test_mmd_properties():
         torch.testing.assert_close(diff, group_mmd(b, a, 4, width, kind))
 
 
+def test_u_statistic_against_a_float64_loop():
+    """estimator=u: the mean over pairs j != k of K(a_j, a_k) + K(b_j, b_k) - 2 K(a_j, b_k), written as a
+    plain loop; the V-statistic differs from it exactly by the diagonal pairs 2 - 2 K(a_j, b_j)."""
+    torch.manual_seed(1)
+    m, width = 4, torch.tensor([3.0, 0.7])
+    a, b = torch.randn(2 * m, 5), torch.randn(2 * m, 5)
+    lap = lambda x, y, w: torch.exp(-torch.linalg.vector_norm(x - y) / w)
+    u, v = group_mmd(a, b, m, width, "laplace", "u"), group_mmd(a, b, m, width, "laplace", "v")
+    for g in range(2):
+        ga, gb, w = a[g * m:(g + 1) * m].double(), b[g * m:(g + 1) * m].double(), float(width[g])
+        pairs = [(j, k) for j in range(m) for k in range(m) if j != k]
+        ref = sum(lap(ga[j], ga[k], w) + lap(gb[j], gb[k], w) - 2 * lap(ga[j], gb[k], w) for j, k in pairs) / len(pairs)
+        assert float(u[g]) == pytest.approx(float(ref), rel=1e-5, abs=1e-7)
+        diagonal = sum(2 - 2 * lap(ga[j], gb[j], w) for j in range(m))
+        assert float(v[g]) * m * m == pytest.approx(float(ref) * m * (m - 1) + float(diagonal), rel=1e-5)
+    assert torch.allclose(group_mmd(a, a.clone(), m, width, "laplace", "u"), torch.zeros(2), atol=1e-7)
+
+
+def test_estimator_is_checked():
+    with pytest.raises(ConfigError, match="choose v .* or u"):
+        validate(IMMConfig(estimator="w"))
+    with pytest.raises(ConfigError, match="M >= 2"):
+        validate(IMMConfig(estimator="u", M=1))
+
+
 def test_mmd_gradient_is_finite_with_identical_particles():
     a = torch.randn(4, 8, requires_grad=True)
     loss = group_mmd(a, a.detach().clone(), 4, torch.tensor([1.0]), "laplace").sum()
