@@ -146,7 +146,9 @@ def generated_rows(args, settings, dev) -> list[dict]:
         rows.append({"run": "real (training images)", "n": len(train_uint8),
                      **diagnose(train_uint8, floor.labels, evaluator, train_uint8, test_uint8, native)})
         tqdm.write(f"real: {rows[-1]}")
-    for run, weights, cfg, spec, model, _ in loaded:
+    for run, weights, cfg, spec, model, ckpt in loaded:
+        if not (ckpt / "ema.safetensors").is_file():
+            weights = "raw"  # a run trained without an EMA (load_run falls back to the trained weights)
         objective = get_objective(cfg.objective.name)(cfg.objective, spec)
         if args.compile:
             model.compile_regions()

@@ -156,6 +156,14 @@ def test_diagnose_fid_sampler_options_and_raw_weights(runs, tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "scripts/diagnose_fid.py"), "--run-dir", str(runs / "imm"), "--weights", "shadow",
                           "--out", str(out)], capture_output=True, text=True)
     assert bad.returncode != 0 and "--weights takes ema, raw" in bad.stderr
+    # a run trained without an EMA: its rows say which weights they really used
+    train.main(["--objective", "imm", "--run-dir", str(tmp_path / "no_ema"), "--quiet", "train.steps=2", "train.batch_size=8",
+                "train.ema=0", *TINY])
+    plain = subprocess.run([sys.executable, str(ROOT / "scripts/diagnose_fid.py"), "--run-dir", str(tmp_path / "no_ema"),
+                            "--settings", "imm_pushforward:1:1", "--n", "10", "--out", str(tmp_path / "plain")],
+                           capture_output=True, text=True)
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    assert [row["weights"] for row in read(tmp_path / "plain" / "diagnose_fid.csv")] == ["raw"]
 
 
 def test_diagnose_fid_scores_samples_beside_the_real_floor_and_saves_them(runs, tmp_path):
