@@ -23,6 +23,11 @@ def find_checkpoint(run_dir: Path, ckpt: Path | None = None) -> Path:
     return found[-1]
 
 
+def uses_ema(ckpt: Path, use_ema: bool = True) -> bool:
+    """Whether load_run takes a checkpoint's EMA weights: asked for, and saved (train.ema > 0)."""
+    return use_ema and (Path(ckpt) / "ema.safetensors").is_file()
+
+
 def load_run(run_dir: Path | None = None, ckpt: Path | None = None, device: str | torch.device = "cpu",
              use_ema: bool = True):
     """-> (cfg, spec, model in eval mode, checkpoint path). Either run_dir or ckpt must be given."""
@@ -37,8 +42,5 @@ def load_run(run_dir: Path | None = None, ckpt: Path | None = None, device: str 
     spec = ModelSpec.from_json((run_dir / "spec.json").read_text())
     path = find_checkpoint(run_dir, ckpt)
     model = Model(cfg.model, spec)
-    weights = path / "ema.safetensors"
-    if not (use_ema and weights.is_file()):
-        weights = path / "model.safetensors"
-    ckpt_lib.load_weights(model, weights)
+    ckpt_lib.load_weights(model, path / ("ema.safetensors" if uses_ema(path, use_ema) else "model.safetensors"))
     return cfg, spec, model.to(device).eval(), path

@@ -117,7 +117,7 @@ def rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
 
 def compiled_options_check(dev, vocab=50304) -> dict:
     """The throughput options (model.split_projections, model.fused_cross_entropy,
-    model.fused_qk_norm_rope) against the default model, compiled and under bf16 autocast as the
+    model.fused_qk_norm_rope with model.fused_swiglu) against the default model, compiled and under bf16 autocast as the
     throughput phase runs them: relative error of the loss and of all gradients, one batch at a
     124M-like width and two layers."""
     tokens = torch.randint(0, vocab, (4, 257), device=dev)

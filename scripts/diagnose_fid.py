@@ -30,9 +30,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from core.config import parse_override  # noqa: E402
 from core.device import autocast, pick_device, pick_dtype  # noqa: E402
 from core.errors import friendly_errors  # noqa: E402
-from core.loading import load_run  # noqa: E402
+from core.loading import load_run, uses_ema  # noqa: E402
 from modalities.image_data import crop_to, load_image_sets, native_uint8, to_uint8  # noqa: E402
 from modalities.image_eval import ImageEvaluator  # noqa: E402
 from modalities.pixel_stats import despeckle, match_histogram, pixel_stats  # noqa: E402
@@ -45,16 +46,10 @@ COLUMNS = ["run", "weights", "objective", "sampler", "options", "steps", "guidan
 
 
 def parse_option(item: str, part: str) -> tuple[str, object]:
-    """"spacing=edm" -> ("spacing", "edm"); numbers become int or float."""
-    key, sep, value = part.partition("=")
-    if not sep or not key:
+    """"spacing=edm" -> ("spacing", "edm"); values parse as train.py's overrides do (YAML)."""
+    if "=" not in part or part.startswith("="):
         raise SystemExit(f"a sampler option is KEY=VALUE (e.g. spacing=edm), got {part!r} in {item!r}")
-    for kind in (int, float):
-        try:
-            return key, kind(value)
-        except ValueError:
-            pass
-    return key, value
+    return parse_override(part)
 
 
 def parse_settings(text: str) -> list[tuple[str, int, float, dict]]:
@@ -147,8 +142,7 @@ def generated_rows(args, settings, dev) -> list[dict]:
                      **diagnose(train_uint8, floor.labels, evaluator, train_uint8, test_uint8, native)})
         tqdm.write(f"real: {rows[-1]}")
     for run, weights, cfg, spec, model, ckpt in loaded:
-        if not (ckpt / "ema.safetensors").is_file():
-            weights = "raw"  # a run trained without an EMA (load_run falls back to the trained weights)
+        weights = "ema" if uses_ema(ckpt, weights == "ema") else "raw"  # what load_run really took
         objective = get_objective(cfg.objective.name)(cfg.objective, spec)
         if args.compile:
             model.compile_regions()
