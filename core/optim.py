@@ -35,6 +35,15 @@ def check_schedule(tcfg) -> None:
                           "(seconds) too, or use train.decay_by=steps")
 
 
+def budget_progress(step: int, tcfg, seconds: float = 0.0) -> float:
+    """The share of the training budget used, in [0, 1]: steps over the decay's steps, or with
+    decay_by=time the larger of that and seconds over time_limit (what objectives' curricula read)."""
+    progress = step / max(1, tcfg.lr_decay_steps or tcfg.steps)
+    if tcfg.decay_by == "time" and tcfg.time_limit > 0:
+        progress = max(progress, seconds / tcfg.time_limit)
+    return min(1.0, progress)
+
+
 def lr_at(step: int, tcfg, seconds: float = 0.0) -> float:
     """Linear warmup to lr, then cosine decay to min_lr over lr_decay_steps (default: all steps).
     With decay_by=time the decay also ends at time_limit seconds of training, whichever budget runs out

@@ -24,7 +24,7 @@ from core.ema import EMA
 from core.state import load_model_state, load_optim_state, model_state, optim_state
 from core.metrics_log import MetricsLog
 from core.model import Model
-from core.optim import build_optimizer, check_schedule, lr_at
+from core.optim import budget_progress, build_optimizer, check_schedule, lr_at
 from modalities.task import get_task
 from objectives import get_objective
 
@@ -288,6 +288,7 @@ class Trainer:
     def train_step(self) -> dict:
         tcfg = self.cfg.train
         lr = lr_at(self.step, tcfg, self.budget_seconds)
+        progress = budget_progress(self.step, tcfg, self.budget_seconds)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         total = None
@@ -297,6 +298,7 @@ class Trainer:
                 torch.compiler.cudagraph_mark_step_begin()
             batch = _to(self.task.train_batch(self.step, micro, tcfg.batch_size), self.device)
             batch["rng"] = BatchRNG(tcfg.seed, self.step, micro, self.dist.rank, self.dist.world, self.device)
+            batch["progress"] = progress  # for objectives with a curriculum
             sync_now = micro == tcfg.grad_accum - 1
             with self._no_sync(not sync_now), self.ctx.autocast():
                 out = self.loss_fn(self.train_model, batch)

@@ -24,6 +24,9 @@ class IMMConfig:
     sigma_d: float = 0.5
     M: int = 4  # particles per group
     k: int = 12  # r: constant decrement d = (eta_max - eta_min) / 2^k in eta
+    # a curriculum (not in the paper): k rises linearly from k to k_end over the training budget, so the
+    # gaps t - r shrink geometrically as training goes, as consistency training shrinks its steps; None: fixed k
+    k_end: float | None = None
     eta_max: float = 160.0
     eta_min: float = 0.0
     T: float = 0.994  # t ~ U(eps_t, T); 0.994 for ot_fm, 0.996 for cosine
@@ -46,6 +49,8 @@ def validate(cfg: IMMConfig, batch_size: int | None = None) -> None:
         raise ConfigError(f"objective.M must be >= 1, got {cfg.M}")
     if not 1 <= cfg.k <= 40:
         raise ConfigError(f"objective.k must be in [1, 40] (12-15 in the paper), got {cfg.k}")
+    if cfg.k_end is not None and not 1 <= cfg.k_end <= 40:
+        raise ConfigError(f"objective.k_end must be in [1, 40] (or null for a fixed k), got {cfg.k_end}")
     if not 0 <= cfg.eps_t < cfg.T < 1:
         raise ConfigError(f"need 0 <= objective.eps_t < objective.T < 1, got eps_t={cfg.eps_t}, T={cfg.T}")
     if cfg.eta_max <= cfg.eta_min or cfg.eta_min < 0:
@@ -67,20 +72,29 @@ def validate(cfg: IMMConfig, batch_size: int | None = None) -> None:
         raise ConfigError(str(e)) from None
 
 
-def sample_times(n_groups: int, cfg: IMMConfig, rng=None):
+def k_at(cfg: IMMConfig, progress: float | None) -> float:
+    """k at this point of training; ``progress`` is the share of the training budget used (None outside
+    training: the final value)."""
+    if cfg.k_end is None:
+        return cfg.k
+    p = 1.0 if progress is None else min(max(progress, 0.0), 1.0)
+    return cfg.k + (cfg.k_end - cfg.k) * p
+
+
+def sample_times(n_groups: int, cfg: IMMConfig, rng=None, progress: float | None = None):
     """(s, r, t) per group in float64: t ~ U(eps_t, T), s ~ U(eps_t, t), r by the eta decrement.
-    ``rng``: a BatchRNG (or a torch.Generator, or None for the global generator)."""
+    ``rng``: a BatchRNG (or a torch.Generator, or None for the global generator); ``progress``: see k_at."""
     if hasattr(rng, "uniform"):
         u = rng.uniform(n_groups, rows=2)
     else:
         u = torch.rand(2, n_groups, dtype=torch.float64, generator=rng)
     t = cfg.eps_t + (cfg.T - cfg.eps_t) * u[0]
     s = cfg.eps_t + (t - cfg.eps_t) * u[1]
-    return s, r_from(s, t, cfg), t
+    return s, r_from(s, t, cfg, k_at(cfg, progress)), t
 
 
-def r_from(s: torch.Tensor, t: torch.Tensor, cfg: IMMConfig) -> torch.Tensor:
-    d = (cfg.eta_max - cfg.eta_min) / 2 ** cfg.k
+def r_from(s: torch.Tensor, t: torch.Tensor, cfg: IMMConfig, k: float | None = None) -> torch.Tensor:
+    d = (cfg.eta_max - cfg.eta_min) / 2 ** (cfg.k if k is None else k)
     r = eta_inverse((eta(t, cfg.schedule) - d).clamp(min=0), cfg.schedule)
     if cfg.min_gap > 0:
         r = torch.minimum(r, t - cfg.min_gap)
@@ -155,7 +169,8 @@ class IMMObjective(CompilableMMD):
             raise ConfigError(f"batch of {b} is not a multiple of objective.M={m}")
         rng = batch_rng(batch, x.device)
         # times are drawn on the CPU, moved once, and the float64 arithmetic stays on the device
-        s_g, r_g, t_g = (to_device(v, x.device) for v in sample_times(b // m, cfg, rng))
+        progress = batch.get("progress")
+        s_g, r_g, t_g = (to_device(v, x.device) for v in sample_times(b // m, cfg, rng, progress))
         s, r, t = (v.repeat_interleave(m) for v in (s_g, r_g, t_g))
         eps = rng.normal_like(x) * cfg.sigma_d
         x_t = interpolate(x, eps, t, cfg.schedule)
@@ -166,7 +181,10 @@ class IMMObjective(CompilableMMD):
         with torch.no_grad():
             y_r = self.f(model, x_r, s, r, labels)
         loss, mmd = self.mmd_loss(y_t, y_r, s_g, t_g, cfg)
-        return {"loss": loss, "mmd": mmd.detach().mean()}
+        out = {"loss": loss, "mmd": mmd.detach().mean()}
+        if cfg.k_end is not None:
+            out["k"] = k_at(cfg, progress)
+        return out
 
     def f(self, model, x_t, s, t, labels, guidance: float = 1.0):
         from objectives.paths import network_f

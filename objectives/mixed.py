@@ -65,7 +65,7 @@ class MixedObjective(CompilableMMD):
         # slice, with no device-to-host sync and nothing for torch.compile to recompile on
         n = caption_to_image_rows(batch["noised"], m)
         rng = batch_rng(batch, dev)
-        s_g, r_g, t_g = (to_device(v, dev) for v in sample_times(n // m, cfg, rng))
+        s_g, r_g, t_g = (to_device(v, dev) for v in sample_times(n // m, cfg, rng, batch.get("progress")))
         clean = torch.zeros(b - n, dtype=torch.float64, device=dev)  # image -> caption rows: t = s = 0
         s, r, t = (torch.cat([v.repeat_interleave(m), clean]) for v in (s_g, r_g, t_g))
         eps = rng.normal_like(x) * cfg.sigma_d

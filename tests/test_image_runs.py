@@ -61,14 +61,20 @@ def test_bad_imm_settings_exit_cleanly(tmp_path, capsys, override, match):
 
 @pytest.mark.parametrize("objective", ["imm", "fm"])
 def test_image_run_half_resume_half_is_bitwise_identical(tmp_path, objective):
-    """Label dropout, the (s, r, t) draws and the EMA all continue exactly where a resumed run left off."""
+    """Label dropout, the (s, r, t) draws (IMM's with a k curriculum, which reads the training progress)
+    and the EMA all continue exactly where a resumed run left off."""
     from tests.test_train_cli import _cmd, _env, _weights, assert_bitwise_equal
 
     args = ["--objective", objective, "model.n_layer=1", "model.d_model=32", "model.n_head=2", "train.batch_size=8",
             "train.ema=0.9", "train.warmup=2", "train.lr_decay_steps=12", "train.eval_every=0", "train.ckpt_every=6",
-            "sample.eval_images=0"]
+            "train.log_every=3", "sample.eval_images=0"]
+    if objective == "imm":
+        args += ["objective.k=6", "objective.k_end=10"]
     straight, split = tmp_path / "straight", tmp_path / "split"
     subprocess.run(_cmd(*args, "--run-dir", str(straight), "train.steps=12"), check=True, env=_env())
     subprocess.run(_cmd(*args, "--run-dir", str(split), "train.steps=6"), check=True, env=_env())
     subprocess.run(_cmd("--run-dir", str(split), "--resume", "train.steps=12"), check=True, env=_env())
     assert_bitwise_equal(_weights(straight), _weights(split))
+    if objective == "imm":  # k at the last step of each log window: 6 + 4 * step / 12
+        logged = [json.loads(line) for line in (straight / "metrics.jsonl").read_text().splitlines()]
+        assert [m["train/k"] for m in logged if "train/k" in m] == pytest.approx([6 + 4 * s / 12 for s in (2, 5, 8, 11)])

@@ -4,7 +4,7 @@ import math
 import pytest
 
 from core.config import ConfigError, TrainConfig
-from core.optim import check_schedule, lr_at
+from core.optim import budget_progress, check_schedule, lr_at
 
 
 def cfg(**kw):
@@ -40,6 +40,16 @@ def test_decay_by_time_ends_at_the_time_limit_whichever_budget_runs_out_first():
     assert lr_at(5, c, seconds=90.0) == pytest.approx(0.6)  # warmup is counted in steps either way
     short = cfg(time_limit=100.0, decay_by="time")  # 110 steps: the step budget runs out first
     assert lr_at(60, short, seconds=10.0) == pytest.approx(cosine(0.5, short))
+
+
+def test_budget_progress_is_the_share_of_the_budget_used():
+    c = cfg()
+    assert [budget_progress(s, c, seconds=1e9) for s in (0, 55, 110, 500)] == [0.0, 0.5, 1.0, 1.0]  # steps only
+    assert budget_progress(11, cfg(lr_decay_steps=22)) == 0.5  # the decay's budget
+    t = cfg(time_limit=100.0, decay_by="time", steps=1000)
+    assert budget_progress(10, t, seconds=40.0) == pytest.approx(0.4)  # the further budget
+    assert budget_progress(800, t, seconds=40.0) == pytest.approx(0.8)
+    assert budget_progress(10, t, seconds=300.0) == 1.0
 
 
 @pytest.mark.parametrize("kw,expected", [

@@ -3,7 +3,7 @@ import torch
 
 from core.config import ConfigError, ModelConfig
 from core.model import Model, ModelSpec
-from objectives.imm import IMMConfig, IMMObjective, group_mmd, r_from, sample_times, validate
+from objectives.imm import IMMConfig, IMMObjective, group_mmd, k_at, r_from, sample_times, validate
 
 SPEC = ModelSpec(image_channels=1, image_size=4, patch_size=2, num_classes=3)
 
@@ -42,6 +42,35 @@ def test_r_is_the_eta_decrement():
     assert float(r_from(torch.tensor([0.0], dtype=torch.float64), t, cfg)) == pytest.approx(expected, abs=1e-15)
     near_zero = r_from(torch.tensor([0.001], dtype=torch.float64), torch.tensor([0.002], dtype=torch.float64), cfg)
     assert float(near_zero) == 0.001  # eta(t) - d < 0 is clamped, then r = max(s, 0) = s
+
+
+def test_k_curriculum_moves_r_towards_t_as_training_goes():
+    cfg = IMMConfig(k=8, k_end=12, min_gap=0.0)
+    assert [k_at(cfg, p) for p in (-1.0, 0.0, 0.5, 1.0, 2.0, None)] == [8, 8, 10, 12, 12, 12]
+    assert k_at(IMMConfig(k=8), 0.3) == 8  # no curriculum: k
+    prev = None
+    for p, k in ((0.0, 8), (0.25, 9), (0.5, 10), (1.0, 12)):  # at progress p, the times of a fixed k = k_at(p)
+        got = sample_times(1000, cfg, torch.Generator().manual_seed(3), progress=p)
+        ref = sample_times(1000, IMMConfig(k=k, min_gap=0.0), torch.Generator().manual_seed(3))
+        for a, b in zip(got, ref):
+            assert torch.equal(a, b)
+        if prev is not None:
+            assert (got[1] >= prev).all() and (got[1] > prev).any()
+        prev = got[1]
+
+
+def test_objective_reads_the_training_progress():
+    from core.batch_rng import BatchRNG
+
+    obj = IMMObjective(IMMConfig(M=4, k=4, k_end=12, label_dropout=0.0), SPEC)
+    m = model()
+    targets = []
+    m.register_forward_pre_hook(lambda mod, args, kw: targets.append(kw["noise_t"].clone()) if not torch.is_grad_enabled() else None,
+                                with_kwargs=True)
+    batch = {"images": torch.randn(8, 1, 4, 4) * 0.5, "labels": torch.zeros(8, dtype=torch.long)}
+    ks = [obj(m, {**batch, "rng": BatchRNG(0, 1, 0), "progress": p})["k"] for p in (0.0, 1.0)]
+    assert ks == [4, 12]
+    assert (targets[1] >= targets[0]).all() and (targets[1] > targets[0]).any()  # r closer to t at the end
 
 
 def test_mmd_properties():
@@ -145,6 +174,7 @@ def test_target_is_detached():
 @pytest.mark.parametrize("field,value,match", [
     ("k", 0, "objective.k"), ("k", 50, "objective.k"), ("T", 1.0, "objective.T"), ("T", 0.001, "objective.T"),
     ("M", 0, "objective.M"), ("kernel", "gauss", "laplace or rbf"), ("output", "x0", "output form"),
+    ("k_end", 0.5, "objective.k_end"), ("k_end", 41.0, "objective.k_end"),
 ])
 def test_bad_settings_are_refused(field, value, match):
     with pytest.raises(ConfigError, match=match):
