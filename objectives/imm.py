@@ -25,7 +25,8 @@ class IMMConfig:
     M: int = 4  # particles per group
     k: int = 12  # r: constant decrement d = (eta_max - eta_min) / 2^k in eta
     # a curriculum (not in the paper): k rises linearly from k to k_end over the training budget, so the
-    # gaps t - r shrink geometrically as training goes, as consistency training shrinks its steps; None: fixed k
+    # gaps t - r shrink geometrically as training goes, as consistency training shrinks its steps; None: fixed k.
+    # On the H200's 4-minute MNIST recipe it hurt: 4-step FID 4.2 (k 8 -> 12) and 10.1 (8 -> 16) against 3.0-3.2
     k_end: float | None = None
     eta_max: float = 160.0
     eta_min: float = 0.0
