@@ -12,7 +12,7 @@ from core.batch_rng import to_device
 from core.config import ConfigError
 from objectives import OBJECTIVES
 from objectives.image_common import batch_rng, drop_labels
-from objectives.paths import Parameterization, ddim, eta, eta_inverse, imm_weight, interpolate, network_g, skip_out
+from objectives.paths import Parameterization, ddim, eta, eta_inverse, imm_weight, interpolate, skip_out
 
 
 @dataclass
@@ -40,11 +40,6 @@ class IMMConfig:
     # particles, without the pull of y_t^j towards its own y_r^j (x_r shares x_t's x and eps)
     estimator: str = "v"
     label_dropout: float = 0.1
-    # a flow-matching anchor (not in the paper; euler_fm only): this share of the groups get s = r = t, where
-    # IMM's loss is 0 by construction (f(x_t; t, t) = x_t), and there G is regressed on the velocity
-    # (eps - x) / sigma_d as flow matching does, times fm_anchor_weight; no extra network evaluation
-    fm_anchor: float = 0.0
-    fm_anchor_weight: float = 1.0
     # samplers: return the clean estimate implied by the last jump (0 extra NFE) instead of x at eps_t,
     # whose sigma_d * eps_t noise shows on flat backgrounds; false gives the paper's x_{eps_t}
     final_clean: bool = True
@@ -67,11 +62,6 @@ def validate(cfg: IMMConfig, batch_size: int | None = None) -> None:
         raise ConfigError(f"objective.estimator={cfg.estimator!r}: choose v (every pair) or u (pairs j != k)")
     if cfg.estimator == "u" and cfg.M < 2:
         raise ConfigError("objective.estimator=u needs objective.M >= 2 (it leaves out each particle's pair with itself)")
-    if not 0 <= cfg.fm_anchor < 1 or cfg.fm_anchor_weight < 0:
-        raise ConfigError(f"need 0 <= objective.fm_anchor < 1 and objective.fm_anchor_weight >= 0, "
-                          f"got {cfg.fm_anchor} and {cfg.fm_anchor_weight}")
-    if cfg.fm_anchor > 0 and cfg.output != "euler_fm":
-        raise ConfigError("objective.fm_anchor trains G as a velocity: it needs objective.output=euler_fm")
     if not 0 <= cfg.label_dropout < 1:
         raise ConfigError(f"objective.label_dropout must be in [0, 1), got {cfg.label_dropout}")
     if batch_size is not None and batch_size % cfg.M:
@@ -141,9 +131,7 @@ def imm_loss(y_t: torch.Tensor, y_r: torch.Tensor, s_g: torch.Tensor, t_g: torch
     """-> (mean over groups of w(s, t) MMD^2, the MMD^2 of each group). Rows come in groups of M that
     share (s_g, t_g); the kernel width is |c_out(s, t)| times the elements per sample."""
     _, c_out = skip_out(s_g, t_g, cfg.schedule, cfg.sigma_d, cfg.output)
-    # s = t (flow-matching anchor groups, or t = s = eps_t) has c_out = 0: the floor keeps 1 / width finite,
-    # so those groups' kernels and gradients are 0, not NaN
-    width = (c_out.abs() * y_t[0].numel()).float().clamp(min=torch.finfo(torch.float32).tiny)
+    width = (c_out.abs() * y_t[0].numel()).float()
     mmd = group_mmd(y_t.flatten(1), y_r.flatten(1), cfg.M, width, cfg.kernel, cfg.estimator)
     return (imm_weight(t_g, cfg.schedule, cfg.a, cfg.b).float() * mmd).mean(), mmd
 
@@ -183,30 +171,18 @@ class IMMObjective(CompilableMMD):
         rng = batch_rng(batch, x.device)
         # times are drawn on the CPU, moved once, and the float64 arithmetic stays on the device
         progress = batch.get("progress")
-        s_g, r_g, t_g = sample_times(b // m, cfg, rng, progress)
-        anchor = None
-        if cfg.fm_anchor > 0:  # drawn only then: without an anchor the draws stay those of plain IMM
-            anchor = rng.uniform(b // m) < cfg.fm_anchor
-            s_g, r_g = torch.where(anchor, t_g, s_g), torch.where(anchor, t_g, r_g)
-        s_g, r_g, t_g = (to_device(v, x.device) for v in (s_g, r_g, t_g))
+        s_g, r_g, t_g = (to_device(v, x.device) for v in sample_times(b // m, cfg, rng, progress))
         s, r, t = (v.repeat_interleave(m) for v in (s_g, r_g, t_g))
         eps = rng.normal_like(x) * cfg.sigma_d
         x_t = interpolate(x, eps, t, cfg.schedule)
         x_r = ddim(x_t, x, t, r, cfg.schedule)
         if labels is not None and self.null_label is not None:
             labels = drop_labels(labels, cfg.label_dropout, self.null_label, rng)
-        g_t = network_g(model, self.param, x_t, s, t, labels)
-        y_t = self.param.combine(x_t.float(), g_t, s, t)
+        y_t = self.f(model, x_t, s, t, labels)
         with torch.no_grad():
             y_r = self.f(model, x_r, s, r, labels)
         loss, mmd = self.mmd_loss(y_t, y_r, s_g, t_g, cfg)
         out = {"loss": loss, "mmd": mmd.detach().mean()}
-        if anchor is not None:
-            rows = to_device(anchor, x.device).repeat_interleave(m)
-            velocity = (eps - x).float() / cfg.sigma_d  # OT-FM: d x_t / dt
-            fm = ((g_t.float() - velocity).pow(2).flatten(1).mean(1) * rows).sum() / b
-            out["loss"] = loss + cfg.fm_anchor_weight * fm
-            out["fm_anchor"] = fm.detach()
         if cfg.k_end is not None:
             out["k"] = k_at(cfg, progress)
         return out

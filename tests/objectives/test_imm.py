@@ -73,40 +73,6 @@ def test_objective_reads_the_training_progress():
     assert (targets[1] >= targets[0]).all() and (targets[1] > targets[0]).any()  # r closer to t at the end
 
 
-def test_flow_matching_anchor_groups_regress_g_on_the_velocity():
-    """fm_anchor: whole groups get s = r = t (stride 0 in both passes); their term is the mean over their rows
-    of (G - (eps - x) / sigma_d)^2 over the batch, times fm_anchor_weight; the other groups keep IMM's loss."""
-    from core.batch_rng import BatchRNG
-    from objectives.paths import c_in
-
-    m = model()
-    seen = []
-    m.register_forward_hook(lambda mod, args, kw, out: seen.append((kw["x"], kw["noise_t"], kw["noise_s"], out.detach())),
-                            with_kwargs=True)
-    x, labels = torch.randn(8, 1, 4, 4) * 0.5, torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
-
-    def run(weight):
-        cfg = IMMConfig(M=2, output="euler_fm", fm_anchor=0.5, fm_anchor_weight=weight, label_dropout=0.0)
-        return IMMObjective(cfg, SPEC)(m, {"images": x, "labels": labels, "rng": BatchRNG(0, 4, 0)})  # 2 of 4 anchored
-
-    out = run(3.0)
-    (x_in, nt, ns, g), (_, nt_r, ns_r, _) = seen[:2]
-    anchored = ns == 0
-    assert anchored.any() and not anchored.all()
-    assert (anchored.view(-1, 2) == anchored.view(-1, 2)[:, :1]).all()  # whole groups
-    assert torch.equal(ns_r[anchored], ns[anchored]) and torch.equal(nt_r[anchored], nt[anchored])  # r = t
-    t = (nt / 1000).double().view(-1, 1, 1, 1)
-    x_t = x_in.double() / c_in(t, "ot_fm", 0.5)
-    velocity = ((x_t - (1 - t) * x) / t - x) / 0.5  # eps recovered from x_t = (1 - t) x + t eps
-    expected = ((g.double() - velocity) ** 2).flatten(1).mean(1)[anchored].sum() / 8
-    assert float(out["fm_anchor"]) == pytest.approx(float(expected), rel=1e-3)
-    imm_part = run(0.0)["loss"]
-    torch.testing.assert_close(out["loss"], imm_part + 3.0 * out["fm_anchor"])
-    assert float(imm_part) > 0  # the other groups' MMD
-    out["loss"].backward()  # the anchor groups' c_out = 0 must not turn the kernels' gradients into NaN
-    assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
-
-
 def test_mmd_properties():
     torch.manual_seed(0)
     a, b = torch.randn(8, 16), torch.randn(8, 16)
@@ -209,7 +175,6 @@ def test_target_is_detached():
     ("k", 0, "objective.k"), ("k", 50, "objective.k"), ("T", 1.0, "objective.T"), ("T", 0.001, "objective.T"),
     ("M", 0, "objective.M"), ("kernel", "gauss", "laplace or rbf"), ("output", "x0", "output form"),
     ("k_end", 0.5, "objective.k_end"), ("k_end", 41.0, "objective.k_end"),
-    ("fm_anchor", 1.0, "objective.fm_anchor"), ("fm_anchor", 0.2, "output=euler_fm"),
 ])
 def test_bad_settings_are_refused(field, value, match):
     with pytest.raises(ConfigError, match=match):

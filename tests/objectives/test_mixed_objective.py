@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from core.batch_rng import BatchRNG
-from core.config import ConfigError, ModelConfig
+from core.config import ModelConfig
 from core.model import Model, ModelSpec
 from modalities.mixed_sequence import MixedLayout, pack_batch
 from modalities.tokenizers import ByteTokenizer
@@ -61,11 +61,6 @@ def test_caption_to_image_rows_must_lead_the_batch():
     m, b = setup(["i2c"] * 2 + ["c2i"] * 2)
     with pytest.raises(ValueError, match="caption -> image rows first"):
         MixedObjective(MixedConfig(M=2), SPEC)(m, b)
-
-
-def test_image_only_imm_options_are_refused_not_ignored():
-    with pytest.raises(ConfigError, match="fm_anchor is an image-only"):
-        MixedObjective(MixedConfig(output="euler_fm", fm_anchor=0.25))
 
 
 def test_compiled_objective_does_not_recompile_from_batch_to_batch():
