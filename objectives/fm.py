@@ -25,6 +25,9 @@ class FMConfig:
     t_sampling: str = "logit_normal"  # logit_normal | uniform
     logit_mean: float = 0.0
     logit_std: float = 1.0
+    # logit_normal only: this share of the t draws is uniform instead, so that the ends of [0, 1] are trained
+    # too. Logit-normal t alone almost never draws t < 1/64, where a 128-step Euler grid evaluates the network
+    uniform_share: float = 0.0
     label_dropout: float = 0.1
 
 
@@ -38,6 +41,11 @@ class FlowMatchingObjective:
     def __init__(self, cfg: FMConfig, spec=None):
         if cfg.t_sampling not in ("logit_normal", "uniform"):
             raise ConfigError(f"objective.t_sampling={cfg.t_sampling!r}: choose logit_normal or uniform")
+        if not 0 <= cfg.uniform_share <= 1:
+            raise ConfigError(f"objective.uniform_share must be in [0, 1], got {cfg.uniform_share}")
+        if cfg.uniform_share > 0 and cfg.t_sampling != "logit_normal":
+            raise ConfigError("objective.uniform_share mixes uniform draws into t_sampling=logit_normal; "
+                              "with t_sampling=uniform every draw is uniform already")
         self.cfg = cfg
         try:
             self.param = Parameterization("ot_fm", "euler_fm", cfg.second_time, cfg.sigma_d)
@@ -48,7 +56,11 @@ class FlowMatchingObjective:
     def sample_t(self, n: int, rng) -> torch.Tensor:
         if self.cfg.t_sampling == "uniform":
             return rng.uniform(n)
-        return torch.sigmoid(self.cfg.logit_mean + self.cfg.logit_std * rng.normal64(n))
+        t = torch.sigmoid(self.cfg.logit_mean + self.cfg.logit_std * rng.normal64(n))
+        if self.cfg.uniform_share > 0:  # drawn only then: without it the draws stay those of plain logit-normal t
+            pick, value = rng.uniform(n, rows=2)
+            t = torch.where(pick < self.cfg.uniform_share, value, t)
+        return t
 
     def __call__(self, model, batch: dict) -> dict:
         from objectives.paths import network_g
