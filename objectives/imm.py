@@ -82,6 +82,12 @@ def k_at(cfg: IMMConfig, progress: float | None) -> float:
     return cfg.k + (cfg.k_end - cfg.k) * p
 
 
+def curriculum_progress(batch: dict, cfg: IMMConfig) -> float | None:
+    """The batch's training progress, read only by a curriculum: a compiled loss that never reads the
+    float (fixed k) never guards on it, so it is not recompiled when the float changes."""
+    return batch.get("progress") if cfg.k_end is not None else None
+
+
 def sample_times(n_groups: int, cfg: IMMConfig, rng=None, progress: float | None = None):
     """(s, r, t) per group in float64: t ~ U(eps_t, T), s ~ U(eps_t, t), r by the eta decrement.
     ``rng``: a BatchRNG (or a torch.Generator, or None for the global generator); ``progress``: see k_at."""
@@ -170,7 +176,7 @@ class IMMObjective(CompilableMMD):
             raise ConfigError(f"batch of {b} is not a multiple of objective.M={m}")
         rng = batch_rng(batch, x.device)
         # times are drawn on the CPU, moved once, and the float64 arithmetic stays on the device
-        progress = batch.get("progress")
+        progress = curriculum_progress(batch, cfg)
         s_g, r_g, t_g = (to_device(v, x.device) for v in sample_times(b // m, cfg, rng, progress))
         s, r, t = (v.repeat_interleave(m) for v in (s_g, r_g, t_g))
         eps = rng.normal_like(x) * cfg.sigma_d

@@ -13,7 +13,7 @@ from core.batch_rng import to_device
 from core.config import ConfigError
 from objectives import OBJECTIVES
 from objectives.image_common import batch_rng
-from objectives.imm import CompilableMMD, IMMConfig, sample_times, validate
+from objectives.imm import CompilableMMD, IMMConfig, curriculum_progress, sample_times, validate
 from objectives.paths import Parameterization, ddim, interpolate
 
 
@@ -65,7 +65,7 @@ class MixedObjective(CompilableMMD):
         # slice, with no device-to-host sync and nothing for torch.compile to recompile on
         n = caption_to_image_rows(batch["noised"], m)
         rng = batch_rng(batch, dev)
-        s_g, r_g, t_g = (to_device(v, dev) for v in sample_times(n // m, cfg, rng, batch.get("progress")))
+        s_g, r_g, t_g = (to_device(v, dev) for v in sample_times(n // m, cfg, rng, curriculum_progress(batch, cfg)))
         clean = torch.zeros(b - n, dtype=torch.float64, device=dev)  # image -> caption rows: t = s = 0
         s, r, t = (torch.cat([v.repeat_interleave(m), clean]) for v in (s_g, r_g, t_g))
         eps = rng.normal_like(x) * cfg.sigma_d
