@@ -17,7 +17,10 @@ def draws(n=20_000, **kw):
 
 def test_uniform_share_replaces_that_share_of_logit_normal_draws():
     plain = draws()
-    assert torch.equal(draws(uniform_share=0.0), plain)  # the default draws are unchanged
+    rng, ref = BatchRNG(0, 7, 0), BatchRNG(0, 7, 0)
+    default = FlowMatchingObjective(FMConfig(), SPEC).sample_t(20_000, rng)
+    assert torch.equal(default, torch.sigmoid(ref.normal64(20_000)))  # the default: plain logit-normal draws
+    assert torch.equal(rng.uniform(8), ref.uniform(8))  # and nothing more, so later draws (label dropout) stay the same
     mixed = draws(uniform_share=0.25)
     replaced = mixed != plain
     assert abs(replaced.double().mean().item() - 0.25) < 0.01
