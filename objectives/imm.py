@@ -28,6 +28,11 @@ class IMMConfig:
     # gaps t - r shrink geometrically as training goes, as consistency training shrinks its steps; None: fixed k.
     # On the H200's 4-minute MNIST recipe it hurt: 4-step FID 4.2 (k 8 -> 12) and 10.1 (8 -> 16) against 3.0-3.2
     k_end: float | None = None
+    # not in the paper: r's eta is at least this share of t's eta (0 turns it off). With a large
+    # decrement (small k) eta(t) - d falls below 0 wherever eta(t) < d, so r = s there and the
+    # target is the data's own x_s: a regression onto a random point. The floor keeps r between s and
+    # t at small t (a relative gap) and leaves the constant decrement wherever eta(t) > d / (1 - ratio)
+    min_eta_ratio: float = 0.0
     eta_max: float = 160.0
     eta_min: float = 0.0
     T: float = 0.994  # t ~ U(eps_t, T); 0.994 for ot_fm, 0.996 for cosine
@@ -54,6 +59,8 @@ def validate(cfg: IMMConfig, batch_size: int | None = None) -> None:
         raise ConfigError(f"objective.k_end must be in [1, 40] (or null for a fixed k), got {cfg.k_end}")
     if not 0 <= cfg.eps_t < cfg.T < 1:
         raise ConfigError(f"need 0 <= objective.eps_t < objective.T < 1, got eps_t={cfg.eps_t}, T={cfg.T}")
+    if not 0 <= cfg.min_eta_ratio < 1:
+        raise ConfigError(f"objective.min_eta_ratio must be in [0, 1) (0 turns it off), got {cfg.min_eta_ratio}")
     if cfg.eta_max <= cfg.eta_min or cfg.eta_min < 0:
         raise ConfigError(f"need 0 <= eta_min < eta_max, got {cfg.eta_min}, {cfg.eta_max}")
     if cfg.kernel not in ("laplace", "rbf"):
@@ -102,7 +109,11 @@ def sample_times(n_groups: int, cfg: IMMConfig, rng=None, progress: float | None
 
 def r_from(s: torch.Tensor, t: torch.Tensor, cfg: IMMConfig, k: float | None = None) -> torch.Tensor:
     d = (cfg.eta_max - cfg.eta_min) / 2 ** (cfg.k if k is None else k)
-    r = eta_inverse((eta(t, cfg.schedule) - d).clamp(min=0), cfg.schedule)
+    eta_t = eta(t, cfg.schedule)
+    eta_r = eta_t - d
+    if cfg.min_eta_ratio > 0:
+        eta_r = torch.maximum(eta_r, cfg.min_eta_ratio * eta_t)
+    r = eta_inverse(eta_r.clamp(min=0), cfg.schedule)
     if cfg.min_gap > 0:
         r = torch.minimum(r, t - cfg.min_gap)
     return torch.maximum(s, r)

@@ -1,7 +1,8 @@
 """IMM samplers: pushforward (x_{i-1} = f(x_i; t_{i-1}, t_i)) and restart (jump to eps_t, re-noise).
 
 Time grids follow the paper: 1 step T -> eps_t; 2 steps through eta = 1.4; >= 4 steps uniform in t
-(or EDM rho = 7 spacing in eta). All time arithmetic is float64.
+(or EDM rho = 7 spacing in eta); or an explicit grid (``times``), to study where a few-step sampler
+loses quality. All time arithmetic is float64.
 """
 from __future__ import annotations
 
@@ -13,10 +14,26 @@ from samplers import SAMPLERS
 from samplers.image_common import ImageSample, evals_per_step, model_noise, serves
 
 
-def imm_times(steps: int, T: float, eps_t: float, schedule: str, spacing: str = "uniform") -> torch.Tensor:
-    """Decreasing float64 times t_N = T > ... > t_0 = eps_t (N + 1 values)."""
+def explicit_times(times, steps: int) -> torch.Tensor:
+    """An explicit grid: N + 1 strictly decreasing times in (0, 1), as numbers or as text "0.994/0.5/0.006"."""
+    try:
+        values = [float(v) for v in (times.split("/") if isinstance(times, str) else times)]
+    except (TypeError, ValueError):
+        raise ValueError(f"times must be numbers, e.g. 0.994/0.5/0.006, got {times!r}") from None
+    if len(values) != steps + 1:
+        raise ValueError(f"{steps} steps need {steps + 1} times, got {len(values)}: {times!r}")
+    grid = torch.tensor(values, dtype=torch.float64)
+    if not ((grid > 0) & (grid < 1)).all() or not (grid[1:] < grid[:-1]).all():
+        raise ValueError(f"times must decrease strictly and lie in (0, 1), got {times!r}")
+    return grid
+
+
+def imm_times(steps: int, T: float, eps_t: float, schedule: str, spacing: str = "uniform", times=None) -> torch.Tensor:
+    """Decreasing float64 times t_N = T > ... > t_0 = eps_t (N + 1 values), or the explicit ``times``."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    if times is not None:
+        return explicit_times(times, steps)
     if spacing not in ("uniform", "edm"):  # checked here too: 1 and 2 steps do not use it
         raise ValueError(f"unknown spacing {spacing!r}; choose uniform or edm")
     if steps == 1:
@@ -41,18 +58,18 @@ def _const(v: torch.Tensor, n: int) -> torch.Tensor:
     return v.reshape(1).expand(n).clone()
 
 
-def device_times(model, steps: int, cfg, spacing: str) -> torch.Tensor:
+def device_times(model, steps: int, cfg, spacing: str, times=None) -> torch.Tensor:
     """The time grid on the model's device, so no step copies times from the host."""
-    return to_device(imm_times(steps, cfg.T, cfg.eps_t, cfg.schedule, spacing), next(model.parameters()).device)
+    return to_device(imm_times(steps, cfg.T, cfg.eps_t, cfg.schedule, spacing, times), next(model.parameters()).device)
 
 
 @SAMPLERS.register("imm_pushforward")
 @serves("imm")
 @torch.no_grad()
 def pushforward(model, objective, labels, n: int, steps: int, guidance: float = 1.0, generator=None,
-                spacing: str = "uniform") -> ImageSample:
+                spacing: str = "uniform", times=None) -> ImageSample:
     cfg = objective.cfg
-    times = device_times(model, steps, cfg, spacing)
+    times = device_times(model, steps, cfg, spacing, times)
     x = model_noise(model, n, cfg.sigma_d, generator)
     for i in range(steps):
         t, s = _const(times[i], n), _const(times[i + 1], n)
@@ -64,10 +81,10 @@ def pushforward(model, objective, labels, n: int, steps: int, guidance: float = 
 @serves("imm")
 @torch.no_grad()
 def restart(model, objective, labels, n: int, steps: int, guidance: float = 1.0, generator=None,
-            spacing: str = "uniform") -> ImageSample:
+            spacing: str = "uniform", times=None) -> ImageSample:
     cfg = objective.cfg
-    host_times = imm_times(steps, cfg.T, cfg.eps_t, cfg.schedule, spacing)  # for the re-noising scalars
-    times = device_times(model, steps, cfg, spacing)
+    host_times = imm_times(steps, cfg.T, cfg.eps_t, cfg.schedule, spacing, times)  # for the re-noising scalars
+    times = to_device(host_times, next(model.parameters()).device)
     x = model_noise(model, n, cfg.sigma_d, generator)
     eps_t = _const(times[-1], n)
     for i in range(steps):

@@ -156,7 +156,7 @@ def generated_rows(args, settings, dev) -> list[dict]:
             rows.append(row)
             tqdm.write(" ".join(f"{k}={row.get(k)}" for k in ("weights", "sampler", "options", "steps", "guidance", "fid", "fid_matched")))
             if args.save_samples:
-                tag = "".join(f"_{k}-{v}" for k, v in sorted(options.items())) + ("" if weights == "ema" else f"_{weights}")
+                tag = "".join(f"_{k}-{v}".replace("/", "_") for k, v in sorted(options.items())) + ("" if weights == "ema" else f"_{weights}")
                 np.savez_compressed(args.out / f"{run.name}_{sampler}_{steps}_w{guidance:g}{tag}.npz",
                                     images=crop_to(gen["images"], native)[:, 0].numpy(),
                                     labels=np.asarray([] if gen["labels"] is None else gen["labels"].numpy()))

@@ -44,6 +44,22 @@ def test_r_is_the_eta_decrement():
     assert float(near_zero) == 0.001  # eta(t) - d < 0 is clamped, then r = max(s, 0) = s
 
 
+def test_eta_ratio_floor_keeps_r_above_s_at_small_t_and_leaves_large_t_alone():
+    plain, floored = IMMConfig(k=8, min_gap=0.0), IMMConfig(k=8, min_gap=0.0, min_eta_ratio=0.5)
+    s = torch.full((3,), 0.006, dtype=torch.float64)
+    t = torch.tensor([0.25, 0.5, 0.9], dtype=torch.float64)  # eta 1/3, 1, 9; d = 160 / 2^8 = 0.625
+    r0, r1 = r_from(s, t, plain), r_from(s, t, floored)
+    assert float(r0[0]) == 0.006  # eta(t) < d: without the floor r falls to s
+    assert float(r1[0]) == pytest.approx((1 / 6) / (1 + 1 / 6), abs=1e-15)  # eta(r) = eta(t) / 2
+    assert float(r1[1]) == pytest.approx(0.5 / 1.5, abs=1e-15)  # 1 - 0.625 < 1 / 2: the floor binds
+    assert float(r0[1]) == pytest.approx(0.375 / 1.375, abs=1e-15)
+    assert float(r1[2]) == float(r0[2])  # eta(t) > d / (1 - ratio): the constant decrement
+    big_s = r_from(torch.tensor([0.2], dtype=torch.float64), torch.tensor([0.25], dtype=torch.float64), floored)
+    assert float(big_s) == 0.2  # r never goes below s
+    with pytest.raises(ConfigError, match="min_eta_ratio"):
+        validate(IMMConfig(min_eta_ratio=1.0))
+
+
 def test_k_curriculum_moves_r_towards_t_as_training_goes():
     cfg = IMMConfig(k=8, k_end=12, min_gap=0.0)
     assert [k_at(cfg, p) for p in (-1.0, 0.0, 0.5, 1.0, 2.0, None)] == [8, 8, 10, 12, 12, 12]

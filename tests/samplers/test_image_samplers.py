@@ -60,6 +60,22 @@ def test_imm_time_grids():
     assert (edm[:-1] > edm[1:]).all() and abs(float(edm[0]) - 0.994) < 1e-12 and abs(float(edm[-1]) - 0.006) < 1e-12
 
 
+@pytest.mark.parametrize("name", ["imm_pushforward", "imm_restart"])
+def test_explicit_time_grid_is_the_grid_the_sampler_runs(model, name):
+    obj = IMMObjective(IMMConfig(), SPEC)
+    run = lambda steps=4, **kw: get_sampler(name)(model, obj, torch.tensor([0, 1]), 2, steps, 1.0,
+                                                  generator=torch.Generator().manual_seed(0), **kw)
+    uniform = run().images
+    assert torch.equal(run(times="0.994/0.747/0.5/0.253/0.006").images, uniform)
+    assert torch.equal(run(times=[0.994, 0.747, 0.5, 0.253, 0.006]).images, uniform)
+    assert not torch.equal(run(times="0.994/0.7/0.45/0.2/0.006").images, uniform)
+    assert run(5, times="0.994/0.747/0.5/0.253/0.13/0.006").nfe == 5  # one jump split in two
+    for bad, match in (("0.994/0.5/0.006", "4 steps need 5 times"), ("0.994/0.5/0.6/0.2/0.006", "decrease strictly"),
+                       ("1.2/0.7/0.45/0.2/0.006", "lie in"), ("0.994/a/0.45/0.2/0.006", "must be numbers")):
+        with pytest.raises(ValueError, match=match):
+            run(times=bad)
+
+
 def test_sampler_objective_mismatch_is_refused():
     with pytest.raises(SamplerMismatch, match="trained with 'fm'"):
         check_compatible("imm_pushforward", get_sampler("imm_pushforward"), "fm")
