@@ -101,6 +101,11 @@ def nfe_ratios(rows: list[dict], reference_method: str) -> list[dict]:
     return out
 
 
+def without_sampler_options(rows: list[dict]) -> list[dict]:
+    """The rows measured with each sampler's own time grid (no ``options`` such as spacing or times)."""
+    return [r for r in rows if not r.get("options")]
+
+
 def plot(rows: list[dict], front: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -156,9 +161,13 @@ def main():
     p.add_argument("--data", default="", help="labelled images to score against, if the runs' own paths do not resolve")
     p.add_argument("--reference", default="", help="method whose steps the ratios are measured against")
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--default-grids-only", action="store_true",
+                   help="leave out CSV rows measured with sampler options (spacing=edm, explicit times=...)")
     p.add_argument("--out", type=Path, default=Path("results/scaling_steps"))
     args = p.parse_args()
     rows = [r for path in args.from_csv for r in read_csv(path)]
+    if args.default_grids_only:
+        rows = without_sampler_options(rows)
     with friendly_errors():
         if args.run_dir:
             from core.config import load_saved_config

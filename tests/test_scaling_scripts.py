@@ -70,6 +70,9 @@ def test_method_labels_keep_runs_and_guidance_weights_apart():
                                       {**row("imm", "imm_pushforward", 4, 1, 3.5), "weights": "raw", "options": ""}])
     assert [r["method"] for r in spaced] == ["imm/imm_pushforward (ema)", "imm/imm_pushforward (ema, spacing=edm)",
                                              "imm/imm_pushforward (raw)"]
+    kept = scaling_steps.without_sampler_options([{"fid": 1, "options": ""}, {"fid": 2, "options": "times=0.9/0.5/0.1"},
+                                                  {"fid": 3}])
+    assert [r["fid"] for r in kept] == [1, 3]  # --default-grids-only
 
 
 def test_scaling_seqlen(runs, tmp_path):
