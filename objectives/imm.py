@@ -112,10 +112,8 @@ def sample_times(n_groups: int, cfg: IMMConfig, rng=None, progress: float | None
 def r_from(s: torch.Tensor, t: torch.Tensor, cfg: IMMConfig, k: float | None = None) -> torch.Tensor:
     d = (cfg.eta_max - cfg.eta_min) / 2 ** (cfg.k if k is None else k)
     eta_t = eta(t, cfg.schedule)
-    eta_r = eta_t - d
-    if cfg.min_eta_ratio > 0:
-        eta_r = torch.maximum(eta_r, cfg.min_eta_ratio * eta_t)
-    r = eta_inverse(eta_r.clamp(min=0), cfg.schedule)
+    # the floor min_eta_ratio * eta(t) is the clamp at 0 that the paper's mapping needs (ratio 0: exactly it)
+    r = eta_inverse(torch.maximum(eta_t - d, cfg.min_eta_ratio * eta_t), cfg.schedule)
     if cfg.min_gap > 0:
         r = torch.minimum(r, t - cfg.min_gap)
     return torch.maximum(s, r)

@@ -69,10 +69,10 @@ def device_times(model, steps: int, cfg, spacing: str, times=None) -> torch.Tens
 def pushforward(model, objective, labels, n: int, steps: int, guidance: float = 1.0, generator=None,
                 spacing: str = "uniform", times=None) -> ImageSample:
     cfg = objective.cfg
-    times = device_times(model, steps, cfg, spacing, times)
+    grid = device_times(model, steps, cfg, spacing, times)
     x = model_noise(model, n, cfg.sigma_d, generator)
     for i in range(steps):
-        t, s = _const(times[i], n), _const(times[i + 1], n)
+        t, s = _const(grid[i], n), _const(grid[i + 1], n)
         x, x_t = objective.f(model, x, s, t, labels, guidance), x
     return ImageSample(finish(x, x_t, s, t, cfg), steps * evals_per_step(guidance, labels))
 
@@ -83,16 +83,16 @@ def pushforward(model, objective, labels, n: int, steps: int, guidance: float = 
 def restart(model, objective, labels, n: int, steps: int, guidance: float = 1.0, generator=None,
             spacing: str = "uniform", times=None) -> ImageSample:
     cfg = objective.cfg
-    host_times = imm_times(steps, cfg.T, cfg.eps_t, cfg.schedule, spacing, times)  # for the re-noising scalars
-    times = to_device(host_times, next(model.parameters()).device)
+    host_grid = imm_times(steps, cfg.T, cfg.eps_t, cfg.schedule, spacing, times)  # for the re-noising scalars
+    grid = to_device(host_grid, next(model.parameters()).device)
     x = model_noise(model, n, cfg.sigma_d, generator)
-    eps_t = _const(times[-1], n)
+    eps_t = _const(grid[-1], n)
     for i in range(steps):
-        t = _const(times[i], n)
+        t = _const(grid[i], n)
         clean = objective.f(model, x, eps_t, t, labels, guidance)
         if i == steps - 1:
             x = finish(clean, x, eps_t, t, cfg)
         else:
-            a, s = alpha_sigma(host_times[i + 1], cfg.schedule)
+            a, s = alpha_sigma(host_grid[i + 1], cfg.schedule)
             x = float(a) * clean + float(s) * model_noise(model, n, cfg.sigma_d, generator)
     return ImageSample(x, steps * evals_per_step(guidance, labels))
