@@ -35,6 +35,12 @@ class IMMConfig:
     # On the H200's MNIST recipe (k = 8, a = 1.5) 0.5 took the 4-step FID from 2.93 to 2.46-2.65; on the
     # CPU digits (1,500 steps) it hurt: 26.6 -> 33.6 (results/cpu_eta_floor_2026-11-30)
     min_eta_ratio: float = 0.0
+    # not in the paper: r's eta is at most this share of t's eta (1 turns it off). The constant decrement
+    # d is tiny against eta near T (eta(0.994) = 166, d = 0.625 at k = 8), so the induction from T down
+    # to mid t runs through hundreds of gaps t - r of ~1e-5; a cap makes the gap relative there (a
+    # constant step in log eta, i.e. in log-SNR) wherever eta(t) > d / (1 - ratio), and leaves the
+    # constant decrement below
+    max_eta_ratio: float = 1.0
     eta_max: float = 160.0
     eta_min: float = 0.0
     T: float = 0.994  # t ~ U(eps_t, T); 0.994 for ot_fm, 0.996 for cosine
@@ -63,6 +69,9 @@ def validate(cfg: IMMConfig, batch_size: int | None = None) -> None:
         raise ConfigError(f"need 0 <= objective.eps_t < objective.T < 1, got eps_t={cfg.eps_t}, T={cfg.T}")
     if not 0 <= cfg.min_eta_ratio < 1:
         raise ConfigError(f"objective.min_eta_ratio must be in [0, 1) (0 turns it off), got {cfg.min_eta_ratio}")
+    if not cfg.min_eta_ratio < cfg.max_eta_ratio <= 1:
+        raise ConfigError(f"objective.max_eta_ratio must be in (min_eta_ratio, 1] (1 turns it off), "
+                          f"got {cfg.max_eta_ratio} with min_eta_ratio={cfg.min_eta_ratio}")
     if cfg.eta_max <= cfg.eta_min or cfg.eta_min < 0:
         raise ConfigError(f"need 0 <= eta_min < eta_max, got {cfg.eta_min}, {cfg.eta_max}")
     if cfg.kernel not in ("laplace", "rbf"):
@@ -112,8 +121,10 @@ def sample_times(n_groups: int, cfg: IMMConfig, rng=None, progress: float | None
 def r_from(s: torch.Tensor, t: torch.Tensor, cfg: IMMConfig, k: float | None = None) -> torch.Tensor:
     d = (cfg.eta_max - cfg.eta_min) / 2 ** (cfg.k if k is None else k)
     eta_t = eta(t, cfg.schedule)
-    # the floor min_eta_ratio * eta(t) is the clamp at 0 that the paper's mapping needs (ratio 0: exactly it)
-    r = eta_inverse(torch.maximum(eta_t - d, cfg.min_eta_ratio * eta_t), cfg.schedule)
+    # the floor min_eta_ratio * eta(t) is the clamp at 0 that the paper's mapping needs (ratio 0: exactly
+    # it); the cap max_eta_ratio * eta(t) is never below eta(t) - d when the ratio is 1 (off)
+    eta_r = torch.minimum(torch.maximum(eta_t - d, cfg.min_eta_ratio * eta_t), cfg.max_eta_ratio * eta_t)
+    r = eta_inverse(eta_r, cfg.schedule)
     if cfg.min_gap > 0:
         r = torch.minimum(r, t - cfg.min_gap)
     return torch.maximum(s, r)

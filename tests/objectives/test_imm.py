@@ -60,6 +60,29 @@ def test_eta_ratio_floor_keeps_r_above_s_at_small_t_and_leaves_large_t_alone():
         validate(IMMConfig(min_eta_ratio=1.0))
 
 
+def test_eta_ratio_cap_makes_the_gap_relative_near_T_and_leaves_small_t_alone():
+    plain = IMMConfig(k=8, min_gap=0.0, min_eta_ratio=0.5)
+    capped = IMMConfig(k=8, min_gap=0.0, min_eta_ratio=0.5, max_eta_ratio=0.9)
+    s = torch.full((3,), 0.006, dtype=torch.float64)
+    t = torch.tensor([0.99, 0.9, 0.5], dtype=torch.float64)  # eta 99, 9, 1; d = 0.625, crossover eta 6.25
+    r0, r1 = r_from(s, t, plain), r_from(s, t, capped)
+    assert float(r1[0]) == pytest.approx(89.1 / 90.1, abs=1e-14)  # eta(r) = 0.9 eta(t)
+    assert float(r0[0]) == pytest.approx(98.375 / 99.375, abs=1e-14)  # the constant decrement
+    assert float(r1[1]) == pytest.approx(8.1 / 9.1, abs=1e-14)  # 9 - 0.625 > 8.1: the cap binds
+    assert float(r1[2]) == float(r0[2])  # eta(t) < d / (1 - ratio): the decrement (and the floor) as before
+    assert (t - r1 >= t - r0).all()
+    # a ratio of 1 (the default) changes no r at all, floor or not
+    g = torch.Generator().manual_seed(5)
+    t = 0.006 + 0.988 * torch.rand(20000, dtype=torch.float64, generator=g)
+    s = 0.006 + (t - 0.006) * torch.rand(20000, dtype=torch.float64, generator=g)
+    for ratio in (0.0, 0.5):
+        base = IMMConfig(k=8, min_eta_ratio=ratio)
+        assert torch.equal(r_from(s, t, base), r_from(s, t, IMMConfig(k=8, min_eta_ratio=ratio, max_eta_ratio=1.0)))
+    for bad in (dict(max_eta_ratio=1.1), dict(max_eta_ratio=0.0), dict(min_eta_ratio=0.5, max_eta_ratio=0.5)):
+        with pytest.raises(ConfigError, match="max_eta_ratio"):
+            validate(IMMConfig(**bad))
+
+
 def test_k_curriculum_moves_r_towards_t_as_training_goes():
     cfg = IMMConfig(k=8, k_end=12, min_gap=0.0)
     assert [k_at(cfg, p) for p in (-1.0, 0.0, 0.5, 1.0, 2.0, None)] == [8, 8, 10, 12, 12, 12]
