@@ -33,6 +33,8 @@ def check_schedule(tcfg) -> None:
     if tcfg.decay_by == "time" and tcfg.time_limit <= 0:
         raise ConfigError("train.decay_by=time decays the learning rate over train.time_limit: set train.time_limit "
                           "(seconds) too, or use train.decay_by=steps")
+    if tcfg.untimed_steps < 0:
+        raise ConfigError(f"train.untimed_steps must be >= 0 (0 times every step), got {tcfg.untimed_steps}")
 
 
 def budget_progress(step: int, tcfg, seconds: float = 0.0) -> float:

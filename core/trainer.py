@@ -195,6 +195,7 @@ class Trainer:
         window_steps, window_t0 = 0, time.perf_counter()
         stop_reason = "steps"
         wall_t0 = time.perf_counter()
+        first_step = self.step
         profiler, profile_from = None, self.step + tcfg.log_every  # after compilation and warm-up
         try:
             while self.step < tcfg.steps:
@@ -232,7 +233,8 @@ class Trainer:
                     bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{m['perf/tokens_per_s']:.3g}")
                     window_loss.zero_()
                     window_steps, window_t0 = 0, time.perf_counter()
-                self.train_seconds += time.perf_counter() - t0
+                if self.step - first_step > tcfg.untimed_steps:  # compilation and graph capture are not training
+                    self.train_seconds += time.perf_counter() - t0
                 if tcfg.time_limit > 0 and (not self.dist.enabled or self.step % tcfg.log_every == 0):
                     self.budget_seconds = self._agreed_seconds()  # read only with a time limit
                 timed_out = tcfg.time_limit > 0 and self.budget_seconds >= tcfg.time_limit

@@ -39,7 +39,8 @@ class IMMConfig:
     # d is tiny against eta near T (eta(0.994) = 166, d = 0.625 at k = 8), so the induction from T down
     # to mid t runs through hundreds of gaps t - r of ~1e-5; a cap makes the gap relative there (a
     # constant step in log eta, i.e. in log-SNR) wherever eta(t) > d / (1 - ratio), and leaves the
-    # constant decrement below
+    # constant decrement below. On the H200's MNIST recipe 0.9 and 0.95 gave 4-step FID 2.87 and 2.91,
+    # against 2.46-2.76 without (results/gpu_2026-11-30_session16)
     max_eta_ratio: float = 1.0
     eta_max: float = 160.0
     eta_min: float = 0.0

@@ -106,6 +106,11 @@ def without_sampler_options(rows: list[dict]) -> list[dict]:
     return [r for r in rows if not r.get("options")]
 
 
+def at_guidance(rows: list[dict], weight: float) -> list[dict]:
+    """The rows measured at this guidance weight (CSV values are text: compared as numbers)."""
+    return [r for r in rows if r.get("guidance") not in (None, "") and float(r["guidance"]) == weight]
+
+
 def plot(rows: list[dict], front: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -163,11 +168,15 @@ def main():
     p.add_argument("--compile", action="store_true")
     p.add_argument("--default-grids-only", action="store_true",
                    help="leave out CSV rows measured with sampler options (spacing=edm, explicit times=...)")
+    p.add_argument("--csv-guidance", type=float, default=None,
+                   help="keep only the CSV rows measured at this guidance weight (e.g. 1: no guidance)")
     p.add_argument("--out", type=Path, default=Path("results/scaling_steps"))
     args = p.parse_args()
     rows = [r for path in args.from_csv for r in read_csv(path)]
     if args.default_grids_only:
         rows = without_sampler_options(rows)
+    if args.csv_guidance is not None:
+        rows = at_guidance(rows, args.csv_guidance)
     with friendly_errors():
         if args.run_dir:
             from core.config import load_saved_config

@@ -34,3 +34,10 @@ def test_mnist_image_recipes_anneal_inside_their_time_budget(name):
     train = build_config(name, get_objective(name).Config, [path], []).train
     assert train.decay_by == "time" and train.time_limit == 240
     assert train.steps / 40 > train.time_limit  # at the H200's ~26-40 steps/s the time limit, not the steps, ends the run
+
+
+def test_mnist_image_recipes_time_the_same_steps():
+    """Flow matching and IMM are compared at equal training time: both leave the same compile steps out."""
+    untimed = {name: build_config(name, get_objective(name).Config, [next(p for p in RECIPES if p.stem == f"{name}_mnist")],
+                                  []).train.untimed_steps for name in ("imm", "fm")}
+    assert untimed["imm"] == untimed["fm"] > 0

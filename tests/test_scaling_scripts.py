@@ -73,6 +73,9 @@ def test_method_labels_keep_runs_and_guidance_weights_apart():
     kept = scaling_steps.without_sampler_options([{"fid": 1, "options": ""}, {"fid": 2, "options": "times=0.9/0.5/0.1"},
                                                   {"fid": 3}])
     assert [r["fid"] for r in kept] == [1, 3]  # --default-grids-only
+    unguided = scaling_steps.at_guidance([{"fid": 1, "guidance": "1"}, {"fid": 2, "guidance": "1.25"},
+                                          {"fid": 3, "guidance": "1.0"}, {"fid": 4, "guidance": ""}], 1.0)
+    assert [r["fid"] for r in unguided] == [1, 3]  # --csv-guidance 1
 
 
 def test_scaling_seqlen(runs, tmp_path):

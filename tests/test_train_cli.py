@@ -166,3 +166,18 @@ def test_decay_by_time_anneals_a_time_limited_run(tmp_path, text_file):
     lrs = [r["train/lr"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "train/lr" in r]
     assert all(a >= b for a, b in zip(lrs[2:], lrs[3:]))  # decays monotonically after warmup
     assert lrs[-1] < 1e-4 + 0.02 * (1e-3 - 1e-4)  # annealed: by steps alone it would still be ~1e-3
+
+
+def test_untimed_steps_leave_compilation_out_of_the_time_budget(tmp_path, text_file, capsys):
+    """The first untimed_steps steps of each process add nothing to train_seconds, and only those."""
+    common = ["--objective", "ar", "--data", str(text_file), "--quiet", *TINY, "train.log_every=1",
+              "train.eval_every=0", "train.ckpt_every=3"]
+    none = train.main([*common, "--run-dir", str(tmp_path / "a"), "train.steps=3", "train.untimed_steps=3"])
+    assert none["step"] == 3 and none["train_seconds"] == 0.0
+    some = train.main([*common, "--run-dir", str(tmp_path / "b"), "train.steps=3", "train.untimed_steps=2"])
+    assert some["train_seconds"] > 0.0
+    # a resumed process compiles again: its own first steps are untimed too
+    resumed = train.main([*common, "--run-dir", str(tmp_path / "a"), "--resume", "train.steps=6", "train.untimed_steps=3"])
+    assert resumed["step"] == 6 and resumed["train_seconds"] == 0.0
+    code, err = run_main(capsys, *common, "--run-dir", str(tmp_path / "c"), "train.steps=3", "train.untimed_steps=-1")
+    assert code == 2 and "untimed_steps must be >= 0" in err
