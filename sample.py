@@ -40,6 +40,10 @@ def parse_args(argv=None):
     # images
     p.add_argument("--steps", type=int, default=None, help="sampling steps (image objectives)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance weight")
+    p.add_argument("--spacing", choices=["uniform", "edm"], default=None,
+                   help="IMM samplers' time grid for >= 4 steps (default: uniform in t)")
+    p.add_argument("--times", default=None,
+                   help="IMM samplers: an explicit time grid, N + 1 decreasing times for N steps, e.g. 0.994/0.75/0.5/0.25/0.006")
     p.add_argument("--labels", default=None, help="comma-separated class labels, or a caption for mixed runs")
     p.add_argument("--out", type=Path, default=None, help="output file (.png grid; .npz next to it)")
     args = p.parse_args(argv)

@@ -6,18 +6,16 @@ and cropped back to the dataset's native size, exactly as real images are.
 """
 from __future__ import annotations
 
-import inspect
 import time
 
 import numpy as np
 import torch
 
-from core.config import ConfigError
 from core.fid import fid, kid
 from modalities.image_classifier import get_classifier, predict_and_features
 from modalities.image_data import ImageSet, crop_to, native_uint8, to_uint8
 from samplers import get_sampler
-from samplers.image_common import check_compatible
+from samplers.image_common import check_compatible, check_options
 
 
 def balanced_labels(n: int, num_classes: int) -> torch.Tensor | None:
@@ -62,9 +60,7 @@ class ImageEvaluator:
         ``spacing``) go to the sampler."""
         sampler = get_sampler(sampler_name)
         check_compatible(sampler_name, sampler, objective_name or objective.cfg.name)
-        unknown = set(sampler_options) - set(inspect.signature(sampler).parameters)
-        if unknown:
-            raise ConfigError(f"sampler {sampler_name!r} takes no option {', '.join(sorted(unknown))}")
+        check_options(sampler_name, sampler, sampler_options)
         if captions is not None:
             tok, caption_of = captions
             labels = balanced_labels(n, 10)

@@ -40,6 +40,14 @@ def sample_text(args, cfg, spec, model, run_dir, device):
         sys.stdout.write(tok.decode(p) + tok.decode(o) + "\n")
 
 
+def image_steps_and_options(args, default_steps: int) -> tuple[int, dict]:
+    """--steps (an explicit --times grid sets it when --steps is not given) and the time-grid options."""
+    from samplers.image_common import grid_options, grid_steps
+
+    steps = args.steps if args.steps is not None else grid_steps(args.times) if args.times else default_steps
+    return steps, grid_options(args.spacing, args.times)
+
+
 def parse_labels(text: str | None, n: int, num_classes: int):
     if not num_classes:
         return None
@@ -62,20 +70,22 @@ def sample_images(args, cfg, spec, model, run_dir, device):
     from modalities.image_data import to_uint8
     from modalities.image_eval import save_grid
     from objectives import get_objective
-    from samplers.image_common import check_compatible
+    from samplers.image_common import check_compatible, check_options, options_tag
 
     objective = get_objective(cfg.objective.name)(cfg.objective, spec)
     s = cfg.sample
     name = args.sampler or s.sampler or objective.default_sampler
     sampler = get_sampler(name)
     check_compatible(name, sampler, cfg.objective.name)
+    steps, options = image_steps_and_options(args, s.steps)
+    check_options(name, sampler, options)
     n = _pick(args.num, 10 * s.num_samples)
     labels = parse_labels(args.labels, n, spec.num_classes)
-    steps, guidance = _pick(args.steps, s.steps), _pick(args.guidance, s.guidance)
+    guidance = _pick(args.guidance, s.guidance)
     g = torch.Generator(device=device).manual_seed(args.seed)
-    res = sampler(model, objective, None if labels is None else labels.to(device), n, steps, guidance, generator=g)
+    res = sampler(model, objective, None if labels is None else labels.to(device), n, steps, guidance, generator=g, **options)
     images = to_uint8(res.images / spec.image_scale).cpu()
-    out = args.out or run_dir / "samples" / f"{name}_{steps}steps_g{guidance:g}.png"
+    out = args.out or run_dir / "samples" / f"{name}_{steps}steps_g{guidance:g}{options_tag(options)}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     save_grid(images, out, nrow=10)
     np.savez(out.with_suffix(".npz"), images=images.numpy(), labels=np.asarray([] if labels is None else labels))
@@ -92,6 +102,7 @@ def sample_mixed(args, cfg, spec, model, run_dir, device):
     from modalities.shard_writer import caption_of
     from modalities.tokenizers import load_tokenizer
     from objectives import get_objective
+    from samplers.image_common import options_tag
 
     tok = load_tokenizer(run_dir)
     objective = get_objective(cfg.objective.name)(cfg.objective, spec)
@@ -101,11 +112,13 @@ def sample_mixed(args, cfg, spec, model, run_dir, device):
     else:
         per = max(1, _pick(args.num, 40) // 10)
         texts = [caption_of(c) for c in range(10) for _ in range(per)]
-    steps, guidance = _pick(args.steps, s.steps), _pick(args.guidance, s.guidance)
+    steps, options = image_steps_and_options(args, s.steps)
+    guidance = _pick(args.guidance, s.guidance)
     g = torch.Generator(device=device).manual_seed(args.seed)
-    res = get_sampler("caption_to_image")(model, objective, [tok.encode(t) for t in texts], tok, steps, guidance, generator=g)
+    res = get_sampler("caption_to_image")(model, objective, [tok.encode(t) for t in texts], tok, steps, guidance,
+                                          generator=g, **options)
     images = to_uint8(res.images / spec.image_scale).cpu()
-    out = args.out or run_dir / "samples" / f"caption_to_image_{steps}steps_g{guidance:g}.png"
+    out = args.out or run_dir / "samples" / f"caption_to_image_{steps}steps_g{guidance:g}{options_tag(options)}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     save_grid(images, out, nrow=10 if args.prompt else max(1, len(texts) // 10))
     np.savez(out.with_suffix(".npz"), images=images.numpy(), captions=np.asarray(texts))

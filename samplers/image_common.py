@@ -1,9 +1,12 @@
 """Shared by the image samplers: the starting noise, NFE accounting, and which objective each serves."""
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
+
+from core.config import ConfigError
 
 
 class SamplerMismatch(ValueError):
@@ -32,6 +35,33 @@ def check_compatible(name: str, sampler, objective_name: str) -> None:
             f"sampler {name!r} runs models trained with {sorted(allowed)}, but this run was trained with "
             f"{objective_name!r}; choose one of its samplers instead"
         )
+
+
+def check_options(name: str, sampler, options: dict) -> None:
+    """Refuse options the sampler does not take (e.g. an explicit IMM time grid given to Euler)."""
+    unknown = set(options) - set(inspect.signature(sampler).parameters)
+    if unknown:
+        raise ConfigError(f"sampler {name!r} takes no option {', '.join(sorted(unknown))}")
+
+
+def grid_options(spacing: str | None = None, times: str | None = None) -> dict:
+    """The IMM samplers' time-grid options that were given (command-line flags left at None are left out)."""
+    return {k: v for k, v in (("spacing", spacing), ("times", times)) if v is not None}
+
+
+def grid_steps(times: str) -> int:
+    """The step count of an explicit grid given as text: one fewer than its times."""
+    return len(times.split("/")) - 1
+
+
+def options_text(options: dict) -> str:
+    """Sampler options as a table cell: "spacing=edm times=0.994/0.5/0.006"."""
+    return " ".join(f"{k}={v}" for k, v in sorted(options.items()))
+
+
+def options_tag(options: dict) -> str:
+    """Sampler options as a file-name suffix: "_times-0.994_0.5_0.006" ("" without options)."""
+    return "".join(f"_{k}-{v}".replace("/", "_") for k, v in sorted(options.items()))
 
 
 def model_noise(model, n: int, sigma: float, generator) -> torch.Tensor:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from core.batch_rng import to_device
+from core.config import ConfigError
 from objectives.paths import alpha_sigma, ddim_clean, eta, eta_inverse
 from samplers import SAMPLERS
 from samplers.image_common import ImageSample, evals_per_step, model_noise, serves
@@ -19,23 +20,23 @@ def explicit_times(times, steps: int) -> torch.Tensor:
     try:
         values = [float(v) for v in (times.split("/") if isinstance(times, str) else times)]
     except (TypeError, ValueError):
-        raise ValueError(f"times must be numbers, e.g. 0.994/0.5/0.006, got {times!r}") from None
+        raise ConfigError(f"times must be numbers, e.g. 0.994/0.5/0.006, got {times!r}") from None
     if len(values) != steps + 1:
-        raise ValueError(f"{steps} steps need {steps + 1} times, got {len(values)}: {times!r}")
+        raise ConfigError(f"{steps} steps need {steps + 1} times, got {len(values)}: {times!r}")
     grid = torch.tensor(values, dtype=torch.float64)
     if not ((grid > 0) & (grid < 1)).all() or not (grid[1:] < grid[:-1]).all():
-        raise ValueError(f"times must decrease strictly and lie in (0, 1), got {times!r}")
+        raise ConfigError(f"times must decrease strictly and lie in (0, 1), got {times!r}")
     return grid
 
 
 def imm_times(steps: int, T: float, eps_t: float, schedule: str, spacing: str = "uniform", times=None) -> torch.Tensor:
     """Decreasing float64 times t_N = T > ... > t_0 = eps_t (N + 1 values), or the explicit ``times``."""
     if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+        raise ConfigError(f"steps must be >= 1, got {steps}")
     if times is not None:
         return explicit_times(times, steps)
     if spacing not in ("uniform", "edm"):  # checked here too: 1 and 2 steps do not use it
-        raise ValueError(f"unknown spacing {spacing!r}; choose uniform or edm")
+        raise ConfigError(f"unknown spacing {spacing!r}; choose uniform or edm")
     if steps == 1:
         return torch.tensor([T, eps_t], dtype=torch.float64)
     if steps == 2:

@@ -30,7 +30,9 @@ def _prefixes(tok, captions: list[list[int]], device):
 @torch.no_grad()
 @eager
 def caption_to_image(model, objective, captions: list[list[int]], tok, steps: int, guidance: float = 1.0,
-                     generator=None, spacing: str = "uniform") -> ImageSample:
+                     generator=None, spacing: str = "uniform", times=None) -> ImageSample:
+    """IMM pushforward from the captions' prefixes; ``spacing`` and ``times`` (an explicit grid) as in
+    samplers/imm.py."""
     cfg, spec, param = objective.cfg, model.spec, objective.param
     device = next(model.parameters()).device
     n = len(captions)
@@ -46,11 +48,11 @@ def caption_to_image(model, objective, captions: list[list[int]], tok, steps: in
     span = torch.cat([torch.zeros_like(tokens), torch.ones((len(rows), n_img), dtype=torch.long, device=device)], 1)
     key_valid = torch.cat([valid, torch.ones((len(rows), n_img), dtype=torch.bool, device=device)], 1)
     img_pos = image_positions(lengths, grid)
-    times = device_times(model, steps, cfg, spacing)
+    grid_t = device_times(model, steps, cfg, spacing, times)
     x = model_noise(model, n, cfg.sigma_d, generator)
     for i in range(steps):
-        t = times[i].reshape(1).expand(n).clone()
-        s = times[i + 1].reshape(1).expand(n).clone()
+        t = grid_t[i].reshape(1).expand(n).clone()
+        s = grid_t[i + 1].reshape(1).expand(n).clone()
         x_in, nt, ns = param.network_inputs(x, s, t)
         reps = 2 if guided else 1
         _, g = model("mixed", tokens=None, pos=img_pos, span_ids=span, key_valid=key_valid, images=x_in.repeat(reps, 1, 1, 1),

@@ -38,6 +38,7 @@ from modalities.image_data import crop_to, load_image_sets, native_uint8, to_uin
 from modalities.image_eval import ImageEvaluator  # noqa: E402
 from modalities.pixel_stats import despeckle, match_histogram, pixel_stats  # noqa: E402
 from objectives import get_objective  # noqa: E402
+from samplers.image_common import options_tag, options_text  # noqa: E402
 from scripts.eval_images import run_evaluator, trained_image_size  # noqa: E402
 from scripts.tables import markdown_table, write_csv  # noqa: E402
 
@@ -68,10 +69,6 @@ def parse_settings(text: str) -> list[tuple[str, int, float, dict]]:
     if not out:
         raise SystemExit("give at least one setting")
     return out
-
-
-def options_text(options: dict) -> str:
-    return " ".join(f"{k}={v}" for k, v in sorted(options.items()))
 
 
 def diagnose(images_uint8, labels, evaluator: ImageEvaluator, train_uint8, test_uint8, native: int) -> dict:
@@ -156,7 +153,7 @@ def generated_rows(args, settings, dev) -> list[dict]:
             rows.append(row)
             tqdm.write(" ".join(f"{k}={row.get(k)}" for k in ("weights", "sampler", "options", "steps", "guidance", "fid", "fid_matched")))
             if args.save_samples:
-                tag = "".join(f"_{k}-{v}".replace("/", "_") for k, v in sorted(options.items())) + ("" if weights == "ema" else f"_{weights}")
+                tag = options_tag(options) + ("" if weights == "ema" else f"_{weights}")
                 np.savez_compressed(args.out / f"{run.name}_{sampler}_{steps}_w{guidance:g}{tag}.npz",
                                     images=crop_to(gen["images"], native)[:, 0].numpy(),
                                     labels=np.asarray([] if gen["labels"] is None else gen["labels"].numpy()))

@@ -27,10 +27,11 @@ from core.errors import friendly_errors  # noqa: E402
 from core.loading import load_run  # noqa: E402
 from modalities.image_data import load_image_sets  # noqa: E402
 from modalities.image_eval import ImageEvaluator, save_grid  # noqa: E402
+from samplers.image_common import grid_options, grid_steps, options_text  # noqa: E402
 from objectives import get_objective  # noqa: E402
 from scripts.tables import write_csv  # noqa: E402
 
-COLUMNS = ["run", "objective", "sampler", "steps", "nfe", "guidance", "n", "batch", "fid", "kid", "fid_clf", "kid_clf",
+COLUMNS = ["run", "objective", "sampler", "options", "steps", "nfe", "guidance", "n", "batch", "fid", "kid", "fid_clf", "kid_clf",
            "class_acc", "seconds_per_image", "peak_mem_gb", "skipped"]
 
 
@@ -74,7 +75,8 @@ def evaluate_run(run_dir: Path, settings: list[tuple[str, int, int]], guidance: 
     plan = [(w, *setting) for w in weights for setting in settings]
     for guidance, sampler, k, n in tqdm(plan, desc=f"eval {Path(run_dir).name}", disable=quiet):
         sampler = sampler or objective.default_sampler
-        base = {"run": str(run_dir), "objective": cfg.objective.name, "sampler": sampler, "steps": k,
+        base = {"run": str(run_dir), "objective": cfg.objective.name, "sampler": sampler,
+                "options": options_text(sampler_options), "steps": k,
                 "guidance": guidance, "n": n, "batch": batch}
         if time_budget and time.perf_counter() - t0 > time_budget:
             rows.append({**base, "skipped": "time budget"})
@@ -116,7 +118,7 @@ def write_table(rows: list[dict], out: Path, name: str = "eval") -> None:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run-dir", type=Path, action="append", required=True, help="repeat for several runs")
-    p.add_argument("--steps", default="1,2,4,8", help="comma-separated step counts")
+    p.add_argument("--steps", default=None, help="comma-separated step counts (default 1,2,4,8; with --times, its own)")
     p.add_argument("--samplers", default="", help="comma-separated sampler names (default: each run's own)")
     p.add_argument("--n", type=int, default=10000, help="samples per setting (classes in equal shares)")
     p.add_argument("--guidance", default="1.5", help="guidance weight, or comma-separated weights to sweep (1 = off)")
@@ -128,9 +130,12 @@ def main():
     p.add_argument("--compile", action="store_true", help="compile the model's blocks first (GPU)")
     p.add_argument("--spacing", choices=["uniform", "edm"], default=None,
                    help="IMM samplers' time grid for >= 4 steps (default: the sampler's, uniform in t)")
+    p.add_argument("--times", default=None,
+                   help="IMM samplers: an explicit time grid, N + 1 decreasing times for N steps, e.g. 0.994/0.75/0.5/0.25/0.006")
     p.add_argument("--out", type=Path, default=Path("results/eval"))
     args = p.parse_args()
-    steps = [int(s) for s in args.steps.split(",")]
+    options = grid_options(args.spacing, args.times)
+    steps = [int(s) for s in (args.steps or (str(grid_steps(args.times)) if args.times else "1,2,4,8")).split(",")]
     samplers = [s for s in args.samplers.split(",") if s] or [""]
     settings = [(s, k, args.n) for s in samplers for k in steps]
     t0 = time.perf_counter()
@@ -139,8 +144,7 @@ def main():
     with friendly_errors():
         for run in args.run_dir:
             r, ev = evaluate_run(run, settings, weights, args.batch, args.inception, args.data, args.device,
-                                 args.seed, args.out, evaluator=ev, compile=args.compile,
-                                 **({"spacing": args.spacing} if args.spacing else {}))
+                                 args.seed, args.out, evaluator=ev, compile=args.compile, **options)
             rows += r
     write_table(rows, args.out)
     print(f"wrote {args.out / 'eval.csv'} and eval.json ({len(rows)} rows) in {time.perf_counter() - t0:.0f}s")

@@ -114,6 +114,13 @@ def test_eval_images_spacing_reaches_imm_samplers_and_is_refused_elsewhere(runs,
     assert uniform[0]["fid_clf"] != edm[0]["fid_clf"]  # another time grid, other samples
     with pytest.raises(ConfigError, match="takes no option spacing"):
         evaluate_run(runs / "fm", [("euler", 4, 8)], 1.5, 8, quiet=True, spacing="edm")
+    grid = "0.994/0.8/0.55/0.3/0.006"
+    explicit, _ = evaluate_run(runs / "imm", settings, 1.5, 8, quiet=True, evaluator=ev, times=grid)
+    assert explicit[0]["options"] == f"times={grid}" and uniform[0]["options"] == ""  # the table says which grid
+    assert explicit[0]["fid_clf"] != uniform[0]["fid_clf"]
+    r = subprocess.run([sys.executable, str(ROOT / "sample.py"), "--run-dir", str(runs / "fm"), "--times", grid],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "sampler 'euler' takes no option times" in r.stderr
 
 
 def test_eval_images_sweeps_guidance_weights_and_guidance_doubles_the_nfe(runs, tmp_path):
