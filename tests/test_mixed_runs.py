@@ -33,6 +33,16 @@ def test_default_mixed_run_writes_shards_and_trains(tmp_path):
     for key in ("eval/c2i_class_acc", "eval/i2c_acc", "val/bpb", "data/skipped_samples"):
         assert key in summary
     assert (run / "samples" / "step_0000006.png").is_file() and (run / "samples" / "step_0000006_captions.txt").is_file()
+    # caption -> image from the run: an explicit grid spelt as the uniform one gives the same images, bitwise
+    import sample
+
+    def images(name, *flags):
+        sample.main(["--run-dir", str(run), "--num", "10", "--out", str(tmp_path / f"{name}.png"), *flags])
+        return np.load(tmp_path / f"{name}.npz")["images"]
+
+    default = images("default", "--steps", "4")
+    assert np.array_equal(images("uniform", "--times", "0.994/0.747/0.5/0.253/0.006"), default)
+    assert not np.array_equal(images("shifted", "--times", "0.994/0.85/0.6/0.33/0.006"), default)
 
 
 def test_resume_continues_the_stream(tmp_path):
