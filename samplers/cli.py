@@ -42,7 +42,7 @@ def sample_text(args, cfg, spec, model, run_dir, device):
 
 def image_steps_and_options(args, default_steps: int) -> tuple[int, dict]:
     """--steps (an explicit --times grid sets it when --steps is not given) and the time-grid options."""
-    from samplers.image_common import grid_options, grid_steps
+    from samplers.imm import grid_options, grid_steps
 
     steps = args.steps if args.steps is not None else grid_steps(args.times) if args.times else default_steps
     return steps, grid_options(args.spacing, args.times)

@@ -44,16 +44,6 @@ def check_options(name: str, sampler, options: dict) -> None:
         raise ConfigError(f"sampler {name!r} takes no option {', '.join(sorted(unknown))}")
 
 
-def grid_options(spacing: str | None = None, times: str | None = None) -> dict:
-    """The IMM samplers' time-grid options that were given (command-line flags left at None are left out)."""
-    return {k: v for k, v in (("spacing", spacing), ("times", times)) if v is not None}
-
-
-def grid_steps(times: str) -> int:
-    """The step count of an explicit grid given as text: one fewer than its times."""
-    return len(times.split("/")) - 1
-
-
 def options_text(options: dict) -> str:
     """Sampler options as a table cell: "spacing=edm times=0.994/0.5/0.006"."""
     return " ".join(f"{k}={v}" for k, v in sorted(options.items()))

@@ -15,10 +15,24 @@ from samplers import SAMPLERS
 from samplers.image_common import ImageSample, evals_per_step, model_noise, serves
 
 
+def _time_values(times) -> list:
+    return times.split("/") if isinstance(times, str) else list(times)
+
+
+def grid_steps(times) -> int:
+    """The step count of an explicit grid: one fewer than its times."""
+    return len(_time_values(times)) - 1
+
+
+def grid_options(spacing: str | None = None, times: str | None = None) -> dict:
+    """The time-grid options that were given (command-line flags left at None are left out)."""
+    return {k: v for k, v in (("spacing", spacing), ("times", times)) if v is not None}
+
+
 def explicit_times(times, steps: int) -> torch.Tensor:
     """An explicit grid: N + 1 strictly decreasing times in (0, 1), as numbers or as text "0.994/0.5/0.006"."""
     try:
-        values = [float(v) for v in (times.split("/") if isinstance(times, str) else times)]
+        values = [float(v) for v in _time_values(times)]
     except (TypeError, ValueError):
         raise ConfigError(f"times must be numbers, e.g. 0.994/0.5/0.006, got {times!r}") from None
     if len(values) != steps + 1:

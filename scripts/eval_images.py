@@ -27,7 +27,8 @@ from core.errors import friendly_errors  # noqa: E402
 from core.loading import load_run  # noqa: E402
 from modalities.image_data import load_image_sets  # noqa: E402
 from modalities.image_eval import ImageEvaluator, save_grid  # noqa: E402
-from samplers.image_common import grid_options, grid_steps, options_text  # noqa: E402
+from samplers.image_common import options_text  # noqa: E402
+from samplers.imm import grid_options, grid_steps  # noqa: E402
 from objectives import get_objective  # noqa: E402
 from scripts.tables import write_csv  # noqa: E402
 
@@ -135,7 +136,10 @@ def main():
     p.add_argument("--out", type=Path, default=Path("results/eval"))
     args = p.parse_args()
     options = grid_options(args.spacing, args.times)
-    steps = [int(s) for s in (args.steps or (str(grid_steps(args.times)) if args.times else "1,2,4,8")).split(",")]
+    if args.steps:
+        steps = [int(s) for s in args.steps.split(",")]
+    else:  # an explicit grid fixes its own step count
+        steps = [grid_steps(args.times)] if args.times else [1, 2, 4, 8]
     samplers = [s for s in args.samplers.split(",") if s] or [""]
     settings = [(s, k, args.n) for s in samplers for k in steps]
     t0 = time.perf_counter()

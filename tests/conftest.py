@@ -26,3 +26,25 @@ def tiny_text_model():
         return Model(cfg, ModelSpec(vocab_size=vocab)).eval()
 
     return make
+
+
+@pytest.fixture
+def explicit_grid_samples(tmp_path):
+    """Checks that sample.py runs an explicit --times grid on an IMM or mixed run: the uniform 4-step grid
+    written out gives the default images, bitwise, and a shifted grid others. Returns the sampling
+    function, images(run, name, *flags) -> uint8 array, for more checks."""
+    import numpy as np
+
+    import sample
+
+    def images(run, name, *flags):
+        sample.main(["--run-dir", str(run), "--num", "10", "--out", str(tmp_path / f"{name}.png"), *flags])
+        return np.load(tmp_path / f"{name}.npz")["images"]
+
+    def check(run):
+        default = images(run, "default", "--steps", "4")
+        assert np.array_equal(images(run, "uniform", "--times", "0.994/0.747/0.5/0.253/0.006"), default)
+        assert not np.array_equal(images(run, "shifted", "--times", "0.994/0.85/0.6/0.33/0.006"), default)
+        return images
+
+    return check

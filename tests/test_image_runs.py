@@ -43,22 +43,13 @@ def test_sample_py_writes_grid_and_npz(imm_run, tmp_path):
     assert z["images"].shape == (20, 1, 8, 8) and z["images"].dtype == np.uint8 and z["labels"].tolist() == [3, 7] * 10
 
 
-def test_sample_py_explicit_time_grid(imm_run, tmp_path, capsys):
+def test_sample_py_explicit_time_grid(imm_run, explicit_grid_samples, capsys):
     """--times runs the grid it names: the uniform grid spelt out gives the default samples, bitwise,
     with the step count taken from it; another grid gives other samples; a wrong count is refused."""
-    import sample
-
     run, _ = imm_run
-
-    def images(name, *flags):
-        sample.main(["--run-dir", str(run), "--num", "10", "--out", str(tmp_path / f"{name}.png"), *flags])
-        return np.load(tmp_path / f"{name}.npz")["images"]
-
-    default = images("default", "--steps", "4")
-    assert np.array_equal(images("uniform", "--times", "0.994/0.747/0.5/0.253/0.006"), default)
-    assert not np.array_equal(images("shifted", "--times", "0.994/0.85/0.6/0.33/0.006"), default)
+    images = explicit_grid_samples(run)
     capsys.readouterr()
-    images("three", "--times", "0.994/0.6/0.3/0.006")  # no --steps: the grid's own count, not the recipe's 4
+    images(run, "three", "--times", "0.994/0.6/0.3/0.006")  # no --steps: the grid's own count, not the recipe's 4
     assert "3 steps, guidance 1.5, NFE 6" in capsys.readouterr().out
     r = subprocess.run([sys.executable, str(ROOT / "sample.py"), "--run-dir", str(run), "--steps", "4", "--times",
                         "0.994/0.5/0.006"], capture_output=True, text=True)

@@ -4,6 +4,7 @@ import torch
 from core.config import ConfigError, ModelConfig
 from core.model import Model, ModelSpec
 from objectives.imm import IMMConfig, IMMObjective, group_mmd, k_at, r_from, sample_times, validate
+from objectives.paths import eta, eta_inverse
 
 SPEC = ModelSpec(image_channels=1, image_size=4, patch_size=2, num_classes=3)
 
@@ -71,13 +72,15 @@ def test_eta_ratio_cap_makes_the_gap_relative_near_T_and_leaves_small_t_alone():
     assert float(r1[1]) == pytest.approx(8.1 / 9.1, abs=1e-14)  # 9 - 0.625 > 8.1: the cap binds
     assert float(r1[2]) == float(r0[2])  # eta(t) < d / (1 - ratio): the decrement (and the floor) as before
     assert (t - r1 >= t - r0).all()
-    # a ratio of 1 (the default) changes no r at all, floor or not
+    # a ratio of 1 (the default) changes no r at all, floor or not: the mapping without a cap, written out
     g = torch.Generator().manual_seed(5)
     t = 0.006 + 0.988 * torch.rand(20000, dtype=torch.float64, generator=g)
     s = 0.006 + (t - 0.006) * torch.rand(20000, dtype=torch.float64, generator=g)
+    eta_t = eta(t, "ot_fm")
     for ratio in (0.0, 0.5):
-        base = IMMConfig(k=8, min_eta_ratio=ratio)
-        assert torch.equal(r_from(s, t, base), r_from(s, t, IMMConfig(k=8, min_eta_ratio=ratio, max_eta_ratio=1.0)))
+        uncapped = eta_inverse(torch.maximum(eta_t - 160 / 2 ** 8, ratio * eta_t), "ot_fm")
+        uncapped = torch.maximum(s, torch.minimum(uncapped, t - 1e-4))  # min_gap 1e-4, then r >= s
+        assert torch.equal(r_from(s, t, IMMConfig(k=8, min_eta_ratio=ratio, max_eta_ratio=1.0)), uncapped)
     for bad in (dict(max_eta_ratio=1.1), dict(max_eta_ratio=0.0), dict(min_eta_ratio=0.5, max_eta_ratio=0.5)):
         with pytest.raises(ConfigError, match="max_eta_ratio"):
             validate(IMMConfig(**bad))
