@@ -12,8 +12,7 @@ from core.batch_rng import to_device
 from core.config import ConfigError
 from objectives import OBJECTIVES
 from objectives.image_common import batch_rng, drop_labels
-from objectives.paths import (Parameterization, ddim, eta, eta_inverse, imm_weight, interpolate, network_f, network_g,
-                              skip_out)
+from objectives.paths import Parameterization, ddim, eta, eta_inverse, imm_weight, interpolate, skip_out
 
 
 @dataclass
@@ -33,8 +32,9 @@ class IMMConfig:
     # decrement (small k) eta(t) - d falls below 0 wherever eta(t) < d, so r = s there and the
     # target is the data's own x_s: a regression onto a random point. The floor keeps r between s and
     # t at small t (a relative gap) and leaves the constant decrement wherever eta(t) > d / (1 - ratio).
-    # On the H200's MNIST recipe (k = 8, a = 1.5) 0.5 took the 4-step FID from 2.93 to 2.46-2.65; on the
-    # CPU digits (1,500 steps) it hurt: 26.6 -> 33.6 (results/cpu_eta_floor_2026-11-30)
+    # On the H200's MNIST recipe (k = 8, a = 1.5) 0.5 took the 4-step FID from 2.93 to 2.38-2.76 (six runs),
+    # 0.3 and 0.7 gave 2.78 and 3.41; on the CPU digits (1,500 steps) it hurt: 26.6 -> 33.6
+    # (results/cpu_eta_floor_2026-11-30)
     min_eta_ratio: float = 0.0
     # not in the paper: r's eta is at most this share of t's eta (1 turns it off). The constant decrement
     # d is tiny against eta near T (eta(0.994) = 166, d = 0.625 at k = 8), so the induction from T down
@@ -55,12 +55,6 @@ class IMMConfig:
     # particles, without the pull of y_t^j towards its own y_r^j (x_r shares x_t's x and eps)
     estimator: str = "v"
     label_dropout: float = 0.1
-    # not in the paper: this share of the groups trains flow matching instead, at s = t, with the
-    # velocity regression (G - (eps - x) / sigma_d)^2 weighted by fm_weight (euler_fm only, where G at
-    # s = t is the velocity). IMM's loss never reaches the zero stride (f(x_t; t, t) = x_t whatever G is),
-    # so its small jumps are anchored only through the induction; these rows anchor them to the data
-    fm_share: float = 0.0
-    fm_weight: float = 0.1
     # samplers: return the clean estimate implied by the last jump (0 extra NFE) instead of x at eps_t,
     # whose sigma_d * eps_t noise shows on flat backgrounds; false gives the paper's x_{eps_t}
     final_clean: bool = True
@@ -90,29 +84,13 @@ def validate(cfg: IMMConfig, batch_size: int | None = None) -> None:
         raise ConfigError("objective.estimator=u needs objective.M >= 2 (it leaves out each particle's pair with itself)")
     if not 0 <= cfg.label_dropout < 1:
         raise ConfigError(f"objective.label_dropout must be in [0, 1), got {cfg.label_dropout}")
-    if not 0 <= cfg.fm_share < 1 or cfg.fm_weight < 0:
-        raise ConfigError(f"need 0 <= objective.fm_share < 1 and objective.fm_weight >= 0, "
-                          f"got {cfg.fm_share} and {cfg.fm_weight}")
-    if cfg.fm_share > 0 and cfg.output != "euler_fm":
-        raise ConfigError("objective.fm_share needs objective.output=euler_fm, where G at s = t is the velocity")
     if batch_size is not None and batch_size % cfg.M:
         raise ConfigError(f"the per-process batch ({batch_size}) must be a multiple of objective.M={cfg.M}: "
                           f"groups of M particles share their times")
-    if batch_size is not None and cfg.fm_share > 0:
-        groups = batch_size // cfg.M
-        if not 0 < fm_groups(groups, cfg) < groups:
-            raise ConfigError(f"objective.fm_share={cfg.fm_share} of {groups} groups gives "
-                              f"{fm_groups(groups, cfg)} flow-matching groups: need at least one of each kind")
     try:
         Parameterization(cfg.schedule, cfg.output, cfg.second_time, cfg.sigma_d)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-
-
-def fm_groups(n_groups: int, cfg: IMMConfig) -> int:
-    """How many of the batch's groups train flow matching (they lead the batch): a fixed count, so the
-    shapes stay static for compiled graphs."""
-    return round(cfg.fm_share * n_groups)
 
 
 def k_at(cfg: IMMConfig, progress: float | None) -> float:
@@ -203,12 +181,11 @@ class IMMObjective(CompilableMMD):
     Config = IMMConfig
     task = "image"
     default_sampler = "imm_pushforward"
+    flops_multiplier = 4 / 3  # forward+backward (3 units) plus one no-grad forward (1 unit)
 
     def __init__(self, cfg: IMMConfig, spec=None):
         validate(cfg)
         self.cfg = cfg
-        # forward+backward (3 units) plus one no-grad forward (1 unit) over the IMM rows
-        self.flops_multiplier = (4 - cfg.fm_share) / 3
         self.param = Parameterization(cfg.schedule, cfg.output, cfg.second_time, cfg.sigma_d)
         self.null_label = spec.num_classes if spec is not None and spec.num_classes else None
 
@@ -225,29 +202,22 @@ class IMMObjective(CompilableMMD):
         # times are drawn on the CPU, moved once, and the float64 arithmetic stays on the device
         progress = curriculum_progress(batch, cfg)
         s_g, r_g, t_g = (to_device(v, x.device) for v in sample_times(b // m, cfg, rng, progress))
-        n_fm = fm_groups(b // m, cfg)
-        if n_fm:  # the leading groups train flow matching at s = t (their r is never used)
-            s_g = torch.cat([t_g[:n_fm], s_g[n_fm:]])
         s, r, t = (v.repeat_interleave(m) for v in (s_g, r_g, t_g))
         eps = rng.normal_like(x) * cfg.sigma_d
         x_t = interpolate(x, eps, t, cfg.schedule)
+        x_r = ddim(x_t, x, t, r, cfg.schedule)
         if labels is not None and self.null_label is not None:
             labels = drop_labels(labels, cfg.label_dropout, self.null_label, rng)
-        g = network_g(model, self.param, x_t, s, t, labels)
-        n = n_fm * m  # the IMM rows: [n:]
-        s, r, t, x_t, labels = (None if v is None else v[n:] for v in (s, r, t, x_t, labels))
-        y_t = self.param.combine(x_t.float(), g[n:], s, t)
-        x_r = ddim(x_t, x[n:], t, r, cfg.schedule)
+        y_t = self.f(model, x_t, s, t, labels)
         with torch.no_grad():
             y_r = self.f(model, x_r, s, r, labels)
-        loss, mmd = self.mmd_loss(y_t, y_r, s_g[n_fm:], t_g[n_fm:], cfg)
+        loss, mmd = self.mmd_loss(y_t, y_r, s_g, t_g, cfg)
         out = {"loss": loss, "mmd": mmd.detach().mean()}
-        if n_fm:
-            fm = (g[:n].float() - (eps[:n] - x[:n]).float() / cfg.sigma_d).pow(2).mean()
-            out.update(loss=loss + cfg.fm_weight * fm, fm_loss=fm.detach())
         if cfg.k_end is not None:
             out["k"] = k_at(cfg, progress)
         return out
 
     def f(self, model, x_t, s, t, labels, guidance: float = 1.0):
+        from objectives.paths import network_f
+
         return network_f(model, self.param, x_t, s, t, labels, guidance, self.null_label)

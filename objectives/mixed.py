@@ -45,9 +45,6 @@ class MixedObjective(CompilableMMD):
         validate(cfg)
         if not 0 <= cfg.p_caption_to_image <= 1 or not 0 <= cfg.caption_dropout < 1 or cfg.lam < 0:
             raise ConfigError("need 0 <= p_caption_to_image <= 1, 0 <= caption_dropout < 1 and lam >= 0")
-        if cfg.fm_share > 0:
-            raise ConfigError("objective.fm_share is an option of the imm objective; the mixed objective has no "
-                              "flow-matching rows (set it to 0)")
         if cfg.caption_len < 1:
             raise ConfigError(f"objective.caption_len must be >= 1, got {cfg.caption_len}")
         self.cfg = cfg

@@ -213,60 +213,6 @@ def test_target_is_detached():
             torch.testing.assert_close(g1, g2)
 
 
-def test_flow_matching_groups_regress_the_velocity_and_the_rest_keep_the_imm_loss():
-    """fm_share: the leading groups train (G(x_t; t, t) - (eps - x) / sigma_d)^2, the rest IMM's MMD; loss and
-    gradients against the two written out on the same draws, and the no-grad pass sees only the IMM rows."""
-    from core.batch_rng import BatchRNG
-    from objectives.paths import alpha_sigma, ddim, imm_weight, network_g, skip_out
-
-    m = model()
-    seen = []
-    m.register_forward_pre_hook(lambda mod, args, kw: seen.append((torch.is_grad_enabled(), len(kw["x"]))),
-                                with_kwargs=True)
-    cfg = IMMConfig(M=2, label_dropout=0.0, output="euler_fm", fm_share=0.5, fm_weight=0.3)
-    obj = IMMObjective(cfg, SPEC)
-    x, labels = torch.randn(8, 1, 4, 4) * 0.5, torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
-    torch.manual_seed(5)
-    out = obj(m, {"images": x, "labels": labels})
-    assert seen == [(True, 8), (False, 4)]  # 4 groups of 2: groups 0-1 flow matching, 2-3 IMM
-    grads = torch.autograd.grad(out["loss"], list(m.parameters()), allow_unused=True)
-
-    torch.manual_seed(5)
-    rng = BatchRNG.from_global()
-    s_g, r_g, t_g = sample_times(4, cfg, rng)
-    t = t_g.repeat_interleave(2)
-    eps = rng.normal_like(x) * 0.5
-    a_t, sig_t = alpha_sigma(t, "ot_fm")
-    x_t = a_t.float().view(-1, 1, 1, 1) * x + sig_t.float().view(-1, 1, 1, 1) * eps
-    g = network_g(m, obj.param, x_t[:4], t[:4], t[:4], labels[:4])
-    fm = (g.float() - (eps[:4] - x[:4]) / 0.5).pow(2).mean()
-    s, r = s_g[2:].repeat_interleave(2), r_g[2:].repeat_interleave(2)
-    y_t = obj.f(m, x_t[4:], s, t[4:], labels[4:])
-    y_r = obj.f(m, ddim(x_t[4:], x[4:], t[4:], r, "ot_fm"), s, r, labels[4:]).detach()
-    width = (skip_out(s_g[2:], t_g[2:], "ot_fm", 0.5, "euler_fm")[1].abs() * 16).float()
-    mmd = group_mmd(y_t.flatten(1), y_r.flatten(1), 2, width, "laplace")
-    imm = (imm_weight(t_g[2:], "ot_fm", 1.0, 4.0).float() * mmd).mean()
-    torch.testing.assert_close(out["fm_loss"], fm.detach())
-    torch.testing.assert_close(out["loss"], imm + 0.3 * fm)
-    assert fm > 0 and imm > 0
-    ref_grads = torch.autograd.grad(imm + 0.3 * fm, list(m.parameters()), allow_unused=True)
-    for g1, g2 in zip(grads, ref_grads):
-        assert (g1 is None) == (g2 is None)
-        if g1 is not None:
-            torch.testing.assert_close(g1, g2)
-
-
-@pytest.mark.parametrize("cfg,batch,match", [
-    (dict(fm_share=1.0), None, "fm_share < 1"), (dict(fm_share=-0.1), None, "fm_share < 1"),
-    (dict(fm_share=0.25, fm_weight=-1.0), None, "fm_weight >= 0"),
-    (dict(fm_share=0.25, output="simple_edm"), None, "output=euler_fm"),
-    (dict(fm_share=0.1, M=4), 16, "0 flow-matching groups"), (dict(fm_share=0.9, M=4), 16, "4 flow-matching groups"),
-])
-def test_flow_matching_share_is_checked(cfg, batch, match):
-    with pytest.raises(ConfigError, match=match):
-        validate(IMMConfig(**{"output": "euler_fm", **cfg}), batch_size=batch)
-
-
 @pytest.mark.parametrize("field,value,match", [
     ("k", 0, "objective.k"), ("k", 50, "objective.k"), ("T", 1.0, "objective.T"), ("T", 0.001, "objective.T"),
     ("M", 0, "objective.M"), ("kernel", "gauss", "laplace or rbf"), ("output", "x0", "output form"),

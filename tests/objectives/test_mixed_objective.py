@@ -100,10 +100,3 @@ def test_task_batches_lead_with_the_same_caption_to_image_rows(tmp_path):
     resumed = MixedTask(cfg, tmp_path, resuming=True)
     resumed.load_data_state(task.data_state())
     assert resumed.stream_stats()["data/caption_to_image_images"] == 48
-
-
-def test_flow_matching_share_is_refused():
-    from core.config import ConfigError
-
-    with pytest.raises(ConfigError, match="option of the imm objective"):
-        MixedObjective(MixedConfig(output="euler_fm", fm_share=0.25))
