@@ -5,7 +5,9 @@ brings new shapes and Python ints. It is simple, but for the 124M shape on an H2
 7 ms a token at every context from 256 to 4096, with and without the cache: the time goes to
 per-step overhead, not to attention. Here each new token attends to the whole preallocated cache
 under a mask of the positions written so far, so one compiled step serves every position of a
-generation; on a GPU it is compiled for CUDA graphs (mode "reduce-overhead"), not yet run there.
+generation; on a GPU it is compiled for CUDA graphs (mode "reduce-overhead"). Its first GPU run (H200,
+seventeenth session) failed inside SDPA's masked kernel; the step now attends through SingleQueryAttention,
+which has not run on a GPU yet.
 The prompt is prefilled by the eager path. Greedy decoding gives the eager sampler's tokens (tested).
 
 Measured on the project's 2-core CPU ("small" shape, batch 1, `scripts/scaling_seqlen.py --size small
@@ -18,7 +20,7 @@ import weakref
 
 import torch
 
-from core.attention import Prepared, SDPABackend
+from core.attention import AttentionBackend, Prepared
 from core.config import ConfigError
 from core.kv_cache import KVCache
 from samplers import SAMPLERS
@@ -45,6 +47,18 @@ class StaticKVCache(KVCache):
         return self.k[layer], self.v[layer]
 
 
+class SingleQueryAttention(AttentionBackend):
+    """One query per row against the whole cache under a boolean mask, as explicit products and a softmax
+    in float32. On CUDA the SDPA kernel that takes a mask refused the query that compiled code hands it
+    (its size-1 query dimension gets stride 1: "query is not correctly aligned (strideM)", H200)."""
+
+    def attend(self, q, k, v, state, dropout_p=0.0):
+        visible, _ = state
+        scores = (q.float() @ k.float().transpose(-1, -2)) * q.shape[-1] ** -0.5
+        weights = scores.masked_fill(~visible, float("-inf")).softmax(-1)
+        return (weights @ v.float()).to(v.dtype)
+
+
 class _Decoder:
     """The cache, masks and compiled step for one (model, batch, length): built once, reused."""
 
@@ -64,7 +78,7 @@ class _Decoder:
         """tokens (B, 1), pos (B, 1, 3) of the token at ``index`` -> its next-token logits (B, V)."""
         m = self.model
         visible = (self.keys <= self.index) & self.key_valid
-        prepared = Prepared(SDPABackend(), (visible[:, None, None, :], False))
+        prepared = Prepared(SingleQueryAttention(), (visible[:, None, None, :], False))
         h = m.text.embed_tokens(tokens)
         rope = m.backbone.rotary(pos)
         for i, blk in enumerate(m.backbone.blocks):

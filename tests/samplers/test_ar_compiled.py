@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from samplers.ar import generate
-from samplers.ar_compiled import StaticKVCache, _decoder, generate_compiled
+from samplers.ar_compiled import SingleQueryAttention, StaticKVCache, _decoder, generate_compiled
 
 PROMPTS = [[5, 9, 13, 2, 40, 7], [3], [11, 12, 90]]
 
@@ -52,3 +52,18 @@ def test_empty_prompt_and_no_new_tokens_are_refused(tiny_text_model):
         generate_compiled(m, [[1]], 0)
     with pytest.raises(ValueError, match="use the ar sampler"):
         generate_compiled(m, [[1]], 3, use_cache=False)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_single_query_attention_is_sdpa_with_a_boolean_mask(dtype):
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 3, 1, 8), torch.randn(2, 3, 10, 8), torch.randn(2, 3, 10, 8)
+    visible = torch.rand(2, 1, 1, 10) < 0.6
+    visible[..., 0] = True  # every row sees at least one key
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=visible)
+    out = SingleQueryAttention().attend(q.to(dtype), k.to(dtype), v.to(dtype), (visible, False))
+    assert out.dtype == dtype
+    torch.testing.assert_close(out.float(), ref, **({} if dtype == torch.float32 else dict(rtol=2e-2, atol=2e-2)))
+    moved = v.clone()
+    moved[0, :, ~visible[0, 0, 0], :] += 100.0  # values at the keys row 0 cannot see change nothing there
+    torch.testing.assert_close(SingleQueryAttention().attend(q, k, moved, (visible, False))[0], ref[0])
