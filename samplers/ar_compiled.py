@@ -13,6 +13,8 @@ The prompt is prefilled by the eager path. Greedy decoding gives the eager sampl
 Measured on the project's 2-core CPU ("small" shape, batch 1, `scripts/scaling_seqlen.py --size small
 --cost-contexts 256,1024 --backends sdpa,sdpa_compiled`): no faster than the eager sampler at context
 256 (7.5 vs 7.3 ms a token; 8.8 vs 5.8 in another run) and slower at 1024 (19.6 vs 8.5; 18.1 vs 7.3).
+With SingleQueryAttention, two runs on a day when the eager sampler itself ran slower: 16.3 / 16.8 against
+19.1 / 17.4 ms at 256, 22.6 / 23.8 against 16.7 / 18.8 at 1024.
 """
 from __future__ import annotations
 
