@@ -54,8 +54,7 @@ class SingleQueryAttention(AttentionBackend):
     in float32. On CUDA the SDPA kernel that takes a mask refused the query that compiled code hands it
     (its size-1 query dimension gets stride 1: "query is not correctly aligned (strideM)", H200)."""
 
-    def attend(self, q, k, v, state, dropout_p=0.0):
-        visible, _ = state
+    def attend(self, q, k, v, visible, dropout_p=0.0):
         scores = (q.float() @ k.float().transpose(-1, -2)) * q.shape[-1] ** -0.5
         weights = scores.masked_fill(~visible, float("-inf")).softmax(-1)
         return (weights @ v.float()).to(v.dtype)
@@ -80,7 +79,7 @@ class _Decoder:
         """tokens (B, 1), pos (B, 1, 3) of the token at ``index`` -> its next-token logits (B, V)."""
         m = self.model
         visible = (self.keys <= self.index) & self.key_valid
-        prepared = Prepared(SingleQueryAttention(), (visible[:, None, None, :], False))
+        prepared = Prepared(SingleQueryAttention(), visible[:, None, None, :])
         h = m.text.embed_tokens(tokens)
         rope = m.backbone.rotary(pos)
         for i, blk in enumerate(m.backbone.blocks):

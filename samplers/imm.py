@@ -69,7 +69,8 @@ def finish(x_s: torch.Tensor, x_t: torch.Tensor, s: torch.Tensor, t: torch.Tenso
     return ddim_clean(x_s, x_t, t, s, cfg.schedule) if cfg.final_clean else x_s
 
 
-def _const(v: torch.Tensor, n: int) -> torch.Tensor:
+def per_sample(v: torch.Tensor, n: int) -> torch.Tensor:
+    """One grid time (a 0-d device tensor) as n per-sample times."""
     return v.reshape(1).expand(n).clone()
 
 
@@ -87,7 +88,7 @@ def pushforward(model, objective, labels, n: int, steps: int, guidance: float = 
     grid = device_times(model, steps, cfg, spacing, times)
     x = model_noise(model, n, cfg.sigma_d, generator)
     for i in range(steps):
-        t, s = _const(grid[i], n), _const(grid[i + 1], n)
+        t, s = per_sample(grid[i], n), per_sample(grid[i + 1], n)
         x, x_t = objective.f(model, x, s, t, labels, guidance), x
     return ImageSample(finish(x, x_t, s, t, cfg), steps * evals_per_step(guidance, labels))
 
@@ -101,9 +102,9 @@ def restart(model, objective, labels, n: int, steps: int, guidance: float = 1.0,
     host_grid = imm_times(steps, cfg.T, cfg.eps_t, cfg.schedule, spacing, times)  # for the re-noising scalars
     grid = to_device(host_grid, next(model.parameters()).device)
     x = model_noise(model, n, cfg.sigma_d, generator)
-    eps_t = _const(grid[-1], n)
+    eps_t = per_sample(grid[-1], n)
     for i in range(steps):
-        t = _const(grid[i], n)
+        t = per_sample(grid[i], n)
         clean = objective.f(model, x, eps_t, t, labels, guidance)
         if i == steps - 1:
             x = finish(clean, x, eps_t, t, cfg)

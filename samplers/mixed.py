@@ -16,7 +16,7 @@ from samplers import SAMPLERS
 from samplers.ar import left_pad, next_tokens, real_token_positions
 from samplers.eager import eager
 from samplers.image_common import ImageSample, evals_per_step, model_noise, serves
-from samplers.imm import device_times, finish
+from samplers.imm import device_times, finish, per_sample
 
 
 def _prefixes(tok, captions: list[list[int]], device):
@@ -51,8 +51,7 @@ def caption_to_image(model, objective, captions: list[list[int]], tok, steps: in
     grid_t = device_times(model, steps, cfg, spacing, times)
     x = model_noise(model, n, cfg.sigma_d, generator)
     for i in range(steps):
-        t = grid_t[i].reshape(1).expand(n).clone()
-        s = grid_t[i + 1].reshape(1).expand(n).clone()
+        t, s = per_sample(grid_t[i], n), per_sample(grid_t[i + 1], n)
         x_in, nt, ns = param.network_inputs(x, s, t)
         reps = 2 if guided else 1
         _, g = model("mixed", tokens=None, pos=img_pos, span_ids=span, key_valid=key_valid, images=x_in.repeat(reps, 1, 1, 1),

@@ -61,9 +61,9 @@ def test_single_query_attention_is_sdpa_with_a_boolean_mask(dtype):
     visible = torch.rand(2, 1, 1, 10) < 0.6
     visible[..., 0] = True  # every row sees at least one key
     ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=visible)
-    out = SingleQueryAttention().attend(q.to(dtype), k.to(dtype), v.to(dtype), (visible, False))
+    out = SingleQueryAttention().attend(q.to(dtype), k.to(dtype), v.to(dtype), visible)
     assert out.dtype == dtype
     torch.testing.assert_close(out.float(), ref, **({} if dtype == torch.float32 else dict(rtol=2e-2, atol=2e-2)))
     moved = v.clone()
     moved[0, :, ~visible[0, 0, 0], :] += 100.0  # values at the keys row 0 cannot see change nothing there
-    torch.testing.assert_close(SingleQueryAttention().attend(q, k, moved, (visible, False))[0], ref[0])
+    torch.testing.assert_close(SingleQueryAttention().attend(q, k, moved, visible)[0], ref[0])
