@@ -4,7 +4,7 @@ EMA); the loss is a kernel MMD between the two particle sets of each group, weig
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -12,7 +12,8 @@ from core.batch_rng import to_device
 from core.config import ConfigError
 from objectives import OBJECTIVES
 from objectives.image_common import batch_rng, drop_labels
-from objectives.paths import Parameterization, ddim, eta, eta_inverse, imm_weight, interpolate, skip_out
+from objectives.paths import (Parameterization, ddim, eta, eta_inverse, imm_weight, interpolate, pushforward_grid,
+                              skip_out)
 
 
 @dataclass
@@ -43,6 +44,12 @@ class IMMConfig:
     # constant decrement below. On the H200's MNIST recipe 0.9 and 0.95 gave 4-step FID 2.87 and 2.91,
     # against 2.46-2.76 without (results/gpu_2026-11-30_session16)
     max_eta_ratio: float = 1.0
+    # not in the paper: this share of the groups takes s from a pushforward grid (one of s_grid_steps's,
+    # the samplers' default grids, drawn per group): s is the grid time just below t, so the group trains
+    # the jump that a sampler of that many steps makes from t's segment, as multistep consistency models
+    # train fixed segments. The other groups keep s ~ U(eps_t, t). 0 turns it off (and draws nothing more)
+    s_grid_share: float = 0.0
+    s_grid_steps: list[int] = field(default_factory=lambda: [4])
     eta_max: float = 160.0
     eta_min: float = 0.0
     T: float = 0.994  # t ~ U(eps_t, T); 0.994 for ot_fm, 0.996 for cosine
@@ -74,6 +81,11 @@ def validate(cfg: IMMConfig, batch_size: int | None = None) -> None:
     if not cfg.min_eta_ratio < cfg.max_eta_ratio <= 1:
         raise ConfigError(f"objective.max_eta_ratio must be in (min_eta_ratio, 1] (1 turns it off), "
                           f"got {cfg.max_eta_ratio} with min_eta_ratio={cfg.min_eta_ratio}")
+    if not 0 <= cfg.s_grid_share <= 1:
+        raise ConfigError(f"objective.s_grid_share must be in [0, 1] (0 turns it off), got {cfg.s_grid_share}")
+    if not cfg.s_grid_steps or any(not isinstance(n, int) or n < 1 for n in cfg.s_grid_steps):
+        raise ConfigError(f"objective.s_grid_steps must be a non-empty list of step counts >= 1, e.g. [4, 8], "
+                          f"got {cfg.s_grid_steps!r}")
     if cfg.eta_max <= cfg.eta_min or cfg.eta_min < 0:
         raise ConfigError(f"need 0 <= eta_min < eta_max, got {cfg.eta_min}, {cfg.eta_max}")
     if cfg.kernel not in ("laplace", "rbf"):
@@ -117,7 +129,24 @@ def sample_times(n_groups: int, cfg: IMMConfig, rng=None, progress: float | None
         u = torch.rand(2, n_groups, dtype=torch.float64, generator=rng)
     t = cfg.eps_t + (cfg.T - cfg.eps_t) * u[0]
     s = cfg.eps_t + (t - cfg.eps_t) * u[1]
+    if cfg.s_grid_share > 0:
+        v = rng.uniform(n_groups, rows=2) if hasattr(rng, "uniform") else torch.rand(2, n_groups, dtype=torch.float64,
+                                                                                      generator=rng)
+        on_grid = v[0] < cfg.s_grid_share
+        s = torch.where(on_grid, grid_s(t, cfg, v[1]), s)
     return s, r_from(s, t, cfg, k_at(cfg, progress)), t
+
+
+def grid_s(t: torch.Tensor, cfg: IMMConfig, pick: torch.Tensor) -> torch.Tensor:
+    """Per group, the largest time below t of the pushforward grid whose step count ``pick`` (U[0, 1))
+    selects from cfg.s_grid_steps: the end of the jump a sampler of that many steps makes from t's segment."""
+    out = torch.empty_like(t)
+    which = (pick * len(cfg.s_grid_steps)).long()
+    for i, steps in enumerate(cfg.s_grid_steps):
+        ascending = pushforward_grid(steps, cfg.T, cfg.eps_t, cfg.schedule).flip(0)
+        below = (torch.searchsorted(ascending, t) - 1).clamp(min=0)  # ascending[below] < t <= ascending[below + 1]
+        out = torch.where(which == i, ascending[below], out)
+    return out
 
 
 def r_from(s: torch.Tensor, t: torch.Tensor, cfg: IMMConfig, k: float | None = None) -> torch.Tensor:

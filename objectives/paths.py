@@ -40,6 +40,16 @@ def eta_inverse(e, schedule: str):
     return 2 / math.pi * torch.atan(e)
 
 
+def pushforward_grid(steps: int, T: float, eps_t: float, schedule: str) -> torch.Tensor:
+    """The paper's pushforward times, decreasing t_N = T > ... > t_0 = eps_t: 1 step T -> eps_t, 2 steps
+    through eta = 1.4, more steps uniform in t. Shared by the samplers and by IMM's grid-aligned s."""
+    if steps == 1:
+        return torch.tensor([T, eps_t], dtype=torch.float64)
+    if steps == 2:
+        return torch.tensor([T, float(eta_inverse(1.4, schedule)), eps_t], dtype=torch.float64)
+    return torch.linspace(T, eps_t, steps + 1, dtype=torch.float64)
+
+
 def log_snr(t, schedule: str):
     """lambda_t = 2 log(alpha_t / sigma_t)."""
     a, s = alpha_sigma(t, schedule)

@@ -10,7 +10,7 @@ import torch
 
 from core.batch_rng import to_device
 from core.config import ConfigError
-from objectives.paths import alpha_sigma, ddim_clean, eta, eta_inverse
+from objectives.paths import alpha_sigma, ddim_clean, eta, eta_inverse, pushforward_grid
 from samplers import SAMPLERS
 from samplers.image_common import ImageSample, evals_per_step, model_noise, serves
 
@@ -51,12 +51,8 @@ def imm_times(steps: int, T: float, eps_t: float, schedule: str, spacing: str = 
         return explicit_times(times, steps)
     if spacing not in ("uniform", "edm"):  # checked here too: 1 and 2 steps do not use it
         raise ConfigError(f"unknown spacing {spacing!r}; choose uniform or edm")
-    if steps == 1:
-        return torch.tensor([T, eps_t], dtype=torch.float64)
-    if steps == 2:
-        return torch.tensor([T, float(eta_inverse(1.4, schedule)), eps_t], dtype=torch.float64)
-    if spacing == "uniform":
-        return torch.linspace(T, eps_t, steps + 1, dtype=torch.float64)
+    if steps <= 2 or spacing == "uniform":
+        return pushforward_grid(steps, T, eps_t, schedule)
     lo, hi, rho = float(eta(eps_t, schedule)), float(eta(T, schedule)), 7.0  # edm: rho = 7 in eta
     i = torch.arange(steps + 1, dtype=torch.float64) / steps
     e = (hi ** (1 / rho) + i * (lo ** (1 / rho) - hi ** (1 / rho))) ** rho

@@ -4,7 +4,7 @@ import torch
 from core.config import ConfigError, ModelConfig
 from core.model import Model, ModelSpec
 from objectives.imm import IMMConfig, IMMObjective, group_mmd, k_at, r_from, sample_times, validate
-from objectives.paths import eta, eta_inverse
+from objectives.paths import eta, eta_inverse, pushforward_grid
 
 SPEC = ModelSpec(image_channels=1, image_size=4, patch_size=2, num_classes=3)
 
@@ -84,6 +84,33 @@ def test_eta_ratio_cap_makes_the_gap_relative_near_T_and_leaves_small_t_alone():
     for bad in (dict(max_eta_ratio=1.1), dict(max_eta_ratio=0.0), dict(min_eta_ratio=0.5, max_eta_ratio=0.5)):
         with pytest.raises(ConfigError, match="max_eta_ratio"):
             validate(IMMConfig(**bad))
+
+
+def test_grid_aligned_s_is_the_pushforward_grid_time_just_below_t():
+    cfg = IMMConfig(k=8, min_gap=0.0, min_eta_ratio=0.5, s_grid_share=1.0, s_grid_steps=[4, 2])
+    s, r, t = sample_times(4000, cfg, torch.Generator().manual_seed(4))
+    four = pushforward_grid(4, cfg.T, cfg.eps_t, cfg.schedule).flip(0)  # eps_t, 0.253, 0.5, 0.747, T
+    two = pushforward_grid(2, cfg.T, cfg.eps_t, cfg.schedule).flip(0)  # eps_t, eta^-1(1.4) = 0.5833, T
+    on_four = (s[:, None] == four).any(1)
+    on_two = (s[:, None] == two).any(1)
+    assert (on_four | on_two).all() and (s < t).all() and (s <= r).all() and (r <= t).all()
+    for grid, rows in ((four, on_four & ~on_two), (two, on_two & ~on_four)):
+        below = grid[(grid[None, :] < t[rows, None]).sum(1) - 1]  # the last grid time under t
+        assert torch.equal(s[rows], below)
+    upper = t > two[1]  # there the 2-step grid gives s = 0.5833, the 4-step grid 0.5 or 0.747
+    assert 0.45 < (s[upper] == two[1]).double().mean() < 0.55  # each grid is picked for about half of the groups
+    assert float(pushforward_grid(2, cfg.T, cfg.eps_t, cfg.schedule)[1]) == pytest.approx(1.4 / 2.4, abs=1e-15)
+
+
+def test_grid_share_mixes_grid_groups_into_the_uniform_draws():
+    plain = IMMConfig(k=8, min_gap=0.0)
+    s0, _, t0 = sample_times(4000, plain, torch.Generator().manual_seed(5))
+    s1, _, t1 = sample_times(4000, IMMConfig(k=8, min_gap=0.0, s_grid_share=0.25), torch.Generator().manual_seed(5))
+    assert torch.equal(t0, t1)  # the grid draws come after (s, t): t is unchanged
+    moved = s0 != s1
+    grid = pushforward_grid(4, plain.T, plain.eps_t, plain.schedule)
+    assert (s1[moved][:, None] == grid).any(1).all()
+    assert 0.2 < moved.double().mean() < 0.3
 
 
 def test_k_curriculum_moves_r_towards_t_as_training_goes():
@@ -217,6 +244,7 @@ def test_target_is_detached():
     ("k", 0, "objective.k"), ("k", 50, "objective.k"), ("T", 1.0, "objective.T"), ("T", 0.001, "objective.T"),
     ("M", 0, "objective.M"), ("kernel", "gauss", "laplace or rbf"), ("output", "x0", "output form"),
     ("k_end", 0.5, "objective.k_end"), ("k_end", 41.0, "objective.k_end"),
+    ("s_grid_share", 1.5, "s_grid_share"), ("s_grid_steps", [], "s_grid_steps"), ("s_grid_steps", [4, 0], "s_grid_steps"),
 ])
 def test_bad_settings_are_refused(field, value, match):
     with pytest.raises(ConfigError, match=match):
