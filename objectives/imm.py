@@ -122,18 +122,21 @@ def curriculum_progress(batch: dict, cfg: IMMConfig) -> float | None:
     return batch.get("progress") if cfg.k_end is not None else None
 
 
+def _uniform_rows(n_groups: int, rng) -> torch.Tensor:
+    """Two rows of float64 U[0, 1), one value per group, from a BatchRNG, a torch.Generator or None."""
+    if hasattr(rng, "uniform"):
+        return rng.uniform(n_groups, rows=2)
+    return torch.rand(2, n_groups, dtype=torch.float64, generator=rng)
+
+
 def sample_times(n_groups: int, cfg: IMMConfig, rng=None, progress: float | None = None):
     """(s, r, t) per group in float64: t ~ U(eps_t, T), s ~ U(eps_t, t), r by the eta decrement.
     ``rng``: a BatchRNG (or a torch.Generator, or None for the global generator); ``progress``: see k_at."""
-    if hasattr(rng, "uniform"):
-        u = rng.uniform(n_groups, rows=2)
-    else:
-        u = torch.rand(2, n_groups, dtype=torch.float64, generator=rng)
+    u = _uniform_rows(n_groups, rng)
     t = cfg.eps_t + (cfg.T - cfg.eps_t) * u[0]
     s = cfg.eps_t + (t - cfg.eps_t) * u[1]
     if cfg.s_grid_share > 0:
-        v = rng.uniform(n_groups, rows=2) if hasattr(rng, "uniform") else torch.rand(2, n_groups, dtype=torch.float64,
-                                                                                      generator=rng)
+        v = _uniform_rows(n_groups, rng)
         on_grid = v[0] < cfg.s_grid_share
         s = torch.where(on_grid, grid_s(t, cfg, v[1]), s)
     return s, r_from(s, t, cfg, k_at(cfg, progress)), t

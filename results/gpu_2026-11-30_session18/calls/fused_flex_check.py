@@ -56,8 +56,9 @@ def loss_and_grads(model, autocast: bool):
     batch["rng"] = BatchRNG(seed=1, step=0, device=dev)
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
         out = objective(model, batch)
-    grads = torch.autograd.grad(out["loss"], [p for p in model.parameters()], allow_unused=True)
-    return out, dict(zip([n for n, _ in model.named_parameters()], grads))
+    grads = torch.autograd.grad(out["loss"], list(model.parameters()), allow_unused=True)
+    return {k: float(v.detach()) for k, v in out.items() if k.endswith("loss")}, \
+        dict(zip([n for n, _ in model.named_parameters()], grads))
 
 
 reference, fused = build("sdpa", False), build("flex", True)
@@ -78,10 +79,10 @@ for autocast in (False, True):
         if rel > worst:
             worst, worst_name = rel, name
     tag = "bf16 autocast" if autocast else "float32"
-    print(f"{tag}: loss {float(out_r['loss']):.6f} (sdpa, unfused) vs {float(out_f['loss']):.6f} (flex, fused); "
-          f"ar {float(out_r['ar_loss']):.6f} vs {float(out_f['ar_loss']):.6f}; imm {float(out_r['imm_loss']):.3e} vs "
-          f"{float(out_f['imm_loss']):.3e}; largest relative gradient error {worst:.2e} ({worst_name})", flush=True)
+    print(f"{tag}: loss {out_r['loss']:.6f} (sdpa, unfused) vs {out_f['loss']:.6f} (flex, fused); "
+          f"ar {out_r['ar_loss']:.6f} vs {out_f['ar_loss']:.6f}; imm {out_r['imm_loss']:.3e} vs "
+          f"{out_f['imm_loss']:.3e}; largest relative gradient error {worst:.2e} ({worst_name})", flush=True)
     tol = 2e-2 if autocast else 1e-3
-    assert abs(float(out_r["loss"]) - float(out_f["loss"])) <= tol * abs(float(out_r["loss"])), tag
+    assert abs(out_r["loss"] - out_f["loss"]) <= tol * abs(out_r["loss"]), tag
     assert worst <= (5e-2 if autocast else 1e-3), (tag, worst, worst_name)
 print("fused + flex agrees with sdpa + unfused")
