@@ -6,8 +6,9 @@ brings new shapes and Python ints. It is simple, but for the 124M shape on an H2
 per-step overhead, not to attention. Here each new token attends to the whole preallocated cache
 under a mask of the positions written so far, so one compiled step serves every position of a
 generation; on a GPU it is compiled for CUDA graphs (mode "reduce-overhead"). Its first GPU run (H200,
-seventeenth session) failed inside SDPA's masked kernel; the step now attends through SingleQueryAttention,
-which has not run on a GPU yet.
+seventeenth session) failed inside SDPA's masked kernel; the step now attends through SingleQueryAttention.
+On the H200 (eighteenth session, GPT-2-124M shape, bf16, batch 1) it gives the eager sampler's greedy tokens
+and takes 0.83 / 0.78 ms a token at contexts 256 / 1024 against the eager sampler's 8.95 / 10.61 ms.
 The prompt is prefilled by the eager path. Greedy decoding gives the eager sampler's tokens (tested).
 
 Measured on the project's 2-core CPU ("small" shape, batch 1, `scripts/scaling_seqlen.py --size small
