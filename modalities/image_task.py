@@ -9,6 +9,7 @@ from core.batch_rng import BatchRNG, to_device
 from core.model import ModelSpec
 from modalities.image_data import load_image_sets
 from modalities.image_eval import ImageEvaluator, balanced_labels, save_grid
+from modalities.label_groups import LabelGroupIndices
 from modalities.task import TASKS, Task
 from modalities.text_data import DataError
 
@@ -35,6 +36,9 @@ class ImageTask(Task):
         self.tokens_per_sample = (size // d.patch_size) ** 2
         self._evaluator = None
         self._images = self._labels = None  # the scaled training set that batches are drawn from
+        self._label_groups = None
+        if getattr(cfg.objective, "label_groups", False):
+            self._label_groups = LabelGroupIndices(self.train.labels, cfg.objective.M)
 
     def to(self, device) -> None:
         """The scaled training images on ``device`` when they fit, so a step's batch is a gather on
@@ -59,7 +63,11 @@ class ImageTask(Task):
 
     def train_batch(self, step: int, micro: int, batch_size: int) -> dict:
         # this rank's slice of a global batch drawn from (seed, step, micro)
-        idx = BatchRNG(self.cfg.train.seed, step, micro, self.rank, self.world).indices(len(self.train), batch_size)
+        rng = BatchRNG(self.cfg.train.seed, step, micro, self.rank, self.world)
+        if self._label_groups is not None:
+            idx = self._label_groups.indices(rng, batch_size)
+        else:
+            idx = rng.indices(len(self.train), batch_size)
         if self._images is None:
             self.to("cpu")
         idx = to_device(idx, self._images.device)

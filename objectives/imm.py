@@ -64,6 +64,10 @@ class IMMConfig:
     # particles, without the pull of y_t^j towards its own y_r^j (x_r shares x_t's x and eps)
     estimator: str = "v"
     label_dropout: float = 0.1
+    # not in the paper: the M particles of a group share one class label (the data draws one image per
+    # group for the class, then M images of that class), so a group's MMD compares two samples of one
+    # class-conditional distribution instead of two mixtures of M classes. Needs labelled data
+    label_groups: bool = False
     # samplers: return the clean estimate implied by the last jump (0 extra NFE) instead of x at eps_t,
     # whose sigma_d * eps_t noise shows on flat backgrounds; false gives the paper's x_{eps_t}
     final_clean: bool = True
