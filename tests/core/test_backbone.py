@@ -79,3 +79,22 @@ def test_speed_options_compute_the_same_function_and_gradients(option):
     for (name, a), b in zip(fused.named_parameters(), split.parameters()):
         assert a.grad is not None and a.grad.abs().sum() > 0, name
         torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_rms_norm_of_bf16_input_uses_the_weight_in_bf16_and_matches_float32():
+    """Under autocast q and k reach QK-norm in bf16 while the weight stays float32: the norm casts the
+    weight (so rms_norm keeps its fused path and warns of nothing) and agrees with float32 to bf16 rounding."""
+    import warnings
+
+    from core.layers import RMSNorm
+
+    norm = RMSNorm(64)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+    x = torch.randn(4, 64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # rms_norm warns when input and weight dtypes differ
+        y = norm(x.bfloat16())
+    assert y.dtype == torch.bfloat16
+    ref = norm(x)
+    assert torch.allclose(y.float(), ref, rtol=2 ** -7, atol=1e-3)
