@@ -47,6 +47,9 @@ class MixedObjective(CompilableMMD):
             raise ConfigError("need 0 <= p_caption_to_image <= 1, 0 <= caption_dropout < 1 and lam >= 0")
         if cfg.caption_len < 1:
             raise ConfigError(f"objective.caption_len must be >= 1, got {cfg.caption_len}")
+        if cfg.label_groups:
+            raise ConfigError("objective.label_groups is for --objective imm: the mixed objective's image rows come "
+                              "from caption shards, which have no class labels to group by")
         self.cfg = cfg
         self.param = Parameterization(cfg.schedule, cfg.output, cfg.second_time, cfg.sigma_d)
         self.null_label = None

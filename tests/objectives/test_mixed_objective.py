@@ -100,3 +100,11 @@ def test_task_batches_lead_with_the_same_caption_to_image_rows(tmp_path):
     resumed = MixedTask(cfg, tmp_path, resuming=True)
     resumed.load_data_state(task.data_state())
     assert resumed.stream_stats()["data/caption_to_image_images"] == 48
+
+
+def test_label_groups_is_refused_by_the_mixed_objective():
+    from core.config import ConfigError
+
+    MixedObjective(MixedConfig(), SPEC)  # the default is accepted: the refusal below is the knob's
+    with pytest.raises(ConfigError, match="label_groups is for --objective imm"):
+        MixedObjective(MixedConfig(label_groups=True), SPEC)
