@@ -112,7 +112,14 @@ def saved_sample_rows(args, dev) -> list[dict]:
         images, labels = images[:args.n], None if labels is None else labels[:args.n]
         rows.append({"run": path.stem, "n": len(images),
                      **diagnose(images, labels, evaluator, train_uint8, test_uint8, test.native_size)})
+        save_so_far(rows, args)
     return rows
+
+
+def save_so_far(rows: list[dict], args) -> None:
+    """The CSV after every row, so that an evaluation cut short (a time limit, a failing setting) keeps the
+    rows it finished; main() rewrites it, with the JSON and markdown tables, at the end."""
+    write_csv(rows, args.out / "diagnose_fid.csv", COLUMNS)
 
 
 def generated_rows(args, settings, dev) -> list[dict]:
@@ -138,6 +145,7 @@ def generated_rows(args, settings, dev) -> list[dict]:
         rows.append({"run": "real (training images)", "n": len(train_uint8),
                      **diagnose(train_uint8, floor.labels, evaluator, train_uint8, test_uint8, native)})
         tqdm.write(f"real: {rows[-1]}")
+        save_so_far(rows, args)
     for run, weights, cfg, spec, model, ckpt in loaded:
         weights = "ema" if uses_ema(ckpt, weights == "ema") else "raw"  # what load_run really took
         objective = get_objective(cfg.objective.name)(cfg.objective, spec)
@@ -151,6 +159,7 @@ def generated_rows(args, settings, dev) -> list[dict]:
                    "options": options_text(options), "steps": steps, "guidance": guidance, "nfe": gen["nfe"],
                    "n": args.n, **diagnose(gen["images"], gen["labels"], evaluator, train_uint8, test_uint8, native)}
             rows.append(row)
+            save_so_far(rows, args)
             tqdm.write(" ".join(f"{k}={row.get(k)}" for k in ("weights", "sampler", "options", "steps", "guidance", "fid", "fid_matched")))
             if args.save_samples:
                 tag = options_tag(options) + ("" if weights == "ema" else f"_{weights}")

@@ -200,6 +200,12 @@ def test_diagnose_fid_scores_samples_beside_the_real_floor_and_saves_them(runs, 
         bad = subprocess.run([sys.executable, str(ROOT / "scripts/diagnose_fid.py"), "--run-dir", str(runs / "imm"),
                               "--settings", setting, "--n", "10", "--out", str(tmp_path / "bad")], capture_output=True, text=True)
         assert bad.returncode != 0 and message in bad.stderr, (setting, bad.stderr[-500:])
+    # a setting that fails after one that finished: the finished row is already in the CSV
+    cut = subprocess.run([sys.executable, str(ROOT / "scripts/diagnose_fid.py"), "--run-dir", str(runs / "imm"), "--settings",
+                          "imm_pushforward:1:1,imm_pushforward:2:1:rho=7", "--n", "10", "--out", str(tmp_path / "cut")],
+                         capture_output=True, text=True)
+    assert cut.returncode != 0 and "takes no option rho" in cut.stderr
+    assert [(row["steps"], row["nfe"]) for row in read(tmp_path / "cut" / "diagnose_fid.csv")] == [("1", "1")]
     # the saved samples again, through --samples: the same statistics and scores without generating anything
     again = subprocess.run([sys.executable, str(ROOT / "scripts/diagnose_fid.py"), "--samples",
                             str(out / "imm_imm_pushforward_2_w1.npz"), "--n", "20", "--out", str(tmp_path / "again")],
