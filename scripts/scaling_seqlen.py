@@ -63,6 +63,10 @@ def decode_cost(model, context: int, new_tokens: int, use_cache: bool, batch: in
     total = min(timed(new_tokens) for _ in range(repeats))
     first = min(timed(1) for _ in range(repeats))
     per_tok = (total - first) / max(1, new_tokens - 1)
+    if per_tok <= 0:  # the new tokens took less time than the timing noise: no per-token figure, not a negative one
+        print(f"warning: context {context}: {new_tokens} new tokens timed no slower than 1; raise --new-tokens",
+              file=sys.stderr)
+        per_tok = float("nan")
     bb = model.backbone
     kv_bytes = 2 * bb.n_layer * batch * context * bb.d_model * next(model.parameters()).element_size()
     return {"context": context, "ms_per_token": 1000 * per_tok, "tokens_per_s": batch / per_tok, "prefill_ms": 1000 * first,
