@@ -1,7 +1,7 @@
 """FID against the training budget (nineteenth session): IMM at 4 and 8 steps, flow matching's Euler at
 8 / 16 / 32 steps, from the diagnose_fid tables of calls 2 and 3 (60, 120, 420 s) and the seventeenth
-session's same-call pair at 240 s. Run from the repository root; writes budgets.csv and budgets.png beside
-this folder."""
+session's same-call pair at 240 s. Run from the repository root; writes budgets.csv and budgets.png into
+results/gpu_2026-11-30_session19/."""
 import csv
 from pathlib import Path
 
@@ -20,9 +20,10 @@ CURVES = [("imm", "imm_pushforward", 4), ("imm", "imm_pushforward", 8), ("euler"
 
 
 def fid(folder: Path, tag: str, sampler: str, steps: int) -> float:
-    for row in csv.DictReader(open(folder / f"diag_{tag}.csv")):
-        if row["sampler"] == sampler and int(row["steps"]) == steps and not row.get("options"):
-            return float(row["fid"])
+    with open(folder / f"diag_{tag}.csv") as f:
+        for row in csv.DictReader(f):
+            if row["sampler"] == sampler and int(row["steps"]) == steps and not row.get("options"):
+                return float(row["fid"])
     raise KeyError(f"{folder}: no {sampler} at {steps} steps")
 
 
@@ -45,4 +46,4 @@ ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 ax.legend(fontsize=8)
 fig.tight_layout()
 fig.savefig(HERE / "budgets.png", dpi=120)
-print(open(HERE / "budgets.csv").read())
+print((HERE / "budgets.csv").read_text())
