@@ -51,6 +51,11 @@ class IMMConfig:
     # On the H200's MNIST recipe it hurt: share 0.5 gave 4-step FID 3.06 ([4]) and 2.87 ([4, 8]) against
     # 2.38-2.71 (results/gpu_2026-11-30_session18)
     s_grid_share: float = 0.0
+    # not in the paper: this share of the groups takes t = T exactly. Every pushforward sampler starts its
+    # first jump at T, which t ~ U(eps_t, T) never draws, and on the H200's MNIST recipe the first 4-step
+    # jump loses the most quality (splitting it gains 0.3 FID; results/gpu_2026-11-30_session15 and 20).
+    # The other groups keep t ~ U(eps_t, T); s ~ U(eps_t, t) for all. 0 turns it off (and draws nothing more)
+    t_at_T_share: float = 0.0
     s_grid_steps: list[int] = field(default_factory=lambda: [4])
     eta_max: float = 160.0
     eta_min: float = 0.0
@@ -89,6 +94,8 @@ def validate(cfg: IMMConfig, batch_size: int | None = None) -> None:
     if not cfg.min_eta_ratio < cfg.max_eta_ratio <= 1:
         raise ConfigError(f"objective.max_eta_ratio must be in (min_eta_ratio, 1] (1 turns it off), "
                           f"got {cfg.max_eta_ratio} with min_eta_ratio={cfg.min_eta_ratio}")
+    if not 0 <= cfg.t_at_T_share <= 1:
+        raise ConfigError(f"objective.t_at_T_share must be in [0, 1] (0 turns it off), got {cfg.t_at_T_share}")
     if not 0 <= cfg.s_grid_share <= 1:
         raise ConfigError(f"objective.s_grid_share must be in [0, 1] (0 turns it off), got {cfg.s_grid_share}")
     if not cfg.s_grid_steps or any(not isinstance(n, int) or n < 1 for n in cfg.s_grid_steps):
@@ -136,10 +143,14 @@ def _uniform_rows(n_groups: int, rng) -> torch.Tensor:
 
 
 def sample_times(n_groups: int, cfg: IMMConfig, rng=None, progress: float | None = None):
-    """(s, r, t) per group in float64: t ~ U(eps_t, T), s ~ U(eps_t, t), r by the eta decrement.
-    ``rng``: a BatchRNG (or a torch.Generator, or None for the global generator); ``progress``: see k_at."""
+    """(s, r, t) per group in float64: t ~ U(eps_t, T) (a share at T exactly, if asked), s ~ U(eps_t, t),
+    r by the eta decrement. ``rng``: a BatchRNG (or a torch.Generator, or None for the global generator);
+    ``progress``: see k_at."""
     u = _uniform_rows(n_groups, rng)
     t = cfg.eps_t + (cfg.T - cfg.eps_t) * u[0]
+    if cfg.t_at_T_share > 0:
+        at_T = _uniform_rows(n_groups, rng)[0] < cfg.t_at_T_share
+        t = torch.where(at_T, torch.full_like(t, cfg.T), t)
     s = cfg.eps_t + (t - cfg.eps_t) * u[1]
     if cfg.s_grid_share > 0:
         v = _uniform_rows(n_groups, rng)
