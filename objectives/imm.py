@@ -54,7 +54,9 @@ class IMMConfig:
     # not in the paper: this share of the groups takes t = T exactly. Every pushforward sampler starts its
     # first jump at T, which t ~ U(eps_t, T) never draws, and on the H200's MNIST recipe the first 4-step
     # jump loses the most quality (splitting it gains 0.3 FID; results/gpu_2026-11-30_session15 and 20).
-    # The other groups keep t ~ U(eps_t, T); s ~ U(eps_t, t) for all. 0 turns it off (and draws nothing more)
+    # The other groups keep t ~ U(eps_t, T); s ~ U(eps_t, t) for all. 0 turns it off (and draws nothing more).
+    # On the H200's MNIST recipe it hurt, the more the worse: 4 / 8-step FID 2.80 / 2.05 (0.1) and 3.62 / 2.73
+    # (0.3) against 2.38-2.71 / 1.93-2.08 (results/gpu_2026-11-30_session20)
     t_at_T_share: float = 0.0
     s_grid_steps: list[int] = field(default_factory=lambda: [4])
     eta_max: float = 160.0
