@@ -1,15 +1,25 @@
 """The randomness of one micro-batch (noise, times, label dropout) as a pure function of
 (seed, step, micro). Every draw is made for the global batch and sliced to this rank, so a
 data-parallel run draws exactly what a single process with the same global batch would, and a
-resumed run draws what the uninterrupted one did."""
+resumed run draws what the uninterrupted one did.
+
+The data's draws (which examples make the batch) come from their own stream: a generator seeded like
+the objective's would repeat its random words, so an image's index and its group's times would be
+functions of the same bits."""
 from __future__ import annotations
 
 import torch
 
+OBJECTIVE_STREAM = 0
+DATA_STREAM = 1
+
 
 class BatchRNG:
-    def __init__(self, seed: int, step: int, micro: int = 0, rank: int = 0, world: int = 1, device="cpu"):
-        s = hash((seed, step, micro)) & 0x7FFF_FFFF_FFFF
+    def __init__(self, seed: int, step: int, micro: int = 0, rank: int = 0, world: int = 1, device="cpu",
+                 stream: int = OBJECTIVE_STREAM):
+        # ints only in the hashed tuple: Python salts the hash of strings per process
+        key = (seed, step, micro) if stream == OBJECTIVE_STREAM else (seed, step, micro, stream)
+        s = hash(key) & 0x7FFF_FFFF_FFFF
         self.rank, self.world = rank, world
         self.device = torch.device(device)
         self.cpu = torch.Generator().manual_seed(s)

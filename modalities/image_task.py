@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from core.batch_rng import BatchRNG, to_device
+from core.batch_rng import DATA_STREAM, BatchRNG, to_device
 from core.model import ModelSpec
 from modalities.image_data import load_image_sets
 from modalities.image_eval import ImageEvaluator, balanced_labels, save_grid
@@ -63,7 +63,7 @@ class ImageTask(Task):
 
     def train_batch(self, step: int, micro: int, batch_size: int) -> dict:
         # this rank's slice of a global batch drawn from (seed, step, micro)
-        rng = BatchRNG(self.cfg.train.seed, step, micro, self.rank, self.world)
+        rng = BatchRNG(self.cfg.train.seed, step, micro, self.rank, self.world, stream=DATA_STREAM)
         if self._label_groups is not None:
             idx = self._label_groups.indices(rng, batch_size)
         else:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from core.batch_rng import BatchRNG
+from core.batch_rng import DATA_STREAM, BatchRNG
 from modalities.tokenizers import Tokenizer, build_tokenizer
 
 
@@ -76,7 +76,8 @@ class TextData:
     def batch(self, step: int, batch_size: int, micro: int = 0, rank: int = 0, world: int = 1) -> dict:
         """(B, T+1) windows for one micro-batch: this rank's slice of a global batch that is a pure
         function of (seed, step, micro), so N ranks see what one process with N times the batch sees."""
-        starts = BatchRNG(self.seed, step, micro, rank, world).indices(len(self.train.ids) - self.seq_len, batch_size)
+        rng = BatchRNG(self.seed, step, micro, rank, world, stream=DATA_STREAM)
+        starts = rng.indices(len(self.train.ids) - self.seq_len, batch_size)
         idx = starts[:, None] + torch.arange(self.seq_len + 1)
         return {"tokens": self.train.ids[idx]}
 

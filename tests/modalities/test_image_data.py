@@ -70,8 +70,9 @@ def test_missing_path_and_unknown_kind(tmp_path):
 
 def test_image_task_batches_are_the_scaled_images_at_the_drawn_indices(tmp_path):
     """Batches come from a training set scaled once (and moved to the device on a GPU); they must
-    equal scaling each gathered batch, bitwise, and depend only on (seed, step, micro)."""
-    from core.batch_rng import BatchRNG
+    equal scaling each gathered batch, bitwise, and depend only on (seed, step, micro). The indices come
+    from the data stream, not the objective's (whose words a generator of one seed would repeat)."""
+    from core.batch_rng import DATA_STREAM, BatchRNG
     from core.config import build_config
     from modalities.image_task import ImageTask
     from objectives.imm import IMMConfig
@@ -79,8 +80,9 @@ def test_image_task_batches_are_the_scaled_images_at_the_drawn_indices(tmp_path)
     cfg = build_config("imm", IMMConfig, [], [])
     task = ImageTask(cfg, tmp_path, resuming=False)
     batch = task.train_batch(step=3, micro=1, batch_size=16)
-    idx = BatchRNG(cfg.train.seed, 3, 1).indices(len(task.train), 16)
+    idx = BatchRNG(cfg.train.seed, 3, 1, stream=DATA_STREAM).indices(len(task.train), 16)
     assert torch.equal(batch["images"], task.train.images[idx] * task.scale)
+    assert not torch.equal(idx, BatchRNG(cfg.train.seed, 3, 1).indices(len(task.train), 16))
     assert torch.equal(batch["labels"], task.train.labels[idx])
     task.to("cpu")  # what the trainer calls: same batches after it
     again = task.train_batch(step=3, micro=1, batch_size=16)

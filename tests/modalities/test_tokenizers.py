@@ -1,5 +1,7 @@
 import pytest
+import torch
 
+from core.batch_rng import DATA_STREAM, OBJECTIVE_STREAM, BatchRNG
 from modalities.text_data import DataError, TextData, embedded_corpus, split_text
 from modalities.tokenizers import ByteTokenizer, SentencePieceTokenizer, TokenizerError, load_tokenizer
 
@@ -43,3 +45,11 @@ def test_batches_are_a_function_of_the_step():
     assert a.equal(b) and not a.equal(c) and a.shape == (4, 33)
     w = d.val_windows(100)
     assert w.shape == (6, 33) and w[0, -1] == w[1, 0]  # windows tile the split
+
+
+def test_windows_start_where_the_data_stream_draws():
+    d = TextData(ByteTokenizer(), embedded_corpus()[:50_000], "x" * 200, seq_len=32, seed=3)
+    tokens = d.batch(step=7, batch_size=8, micro=1)["tokens"]
+    for stream, same in ((DATA_STREAM, True), (OBJECTIVE_STREAM, False)):
+        starts = BatchRNG(3, 7, 1, stream=stream).indices(len(d.train.ids) - 32, 8)
+        assert torch.equal(tokens, d.train.ids[starts[:, None] + torch.arange(33)]) == same
