@@ -74,8 +74,8 @@ class IMMConfig:
     # not in the paper: the M particles of a group share one class label (the data draws one image per
     # group for the class, then M images of that class), so a group's MMD compares two samples of one
     # class-conditional distribution instead of two mixtures of M classes. Needs labelled data. On the H200's
-    # MNIST recipe it hurt: 4 / 8-step FID 2.75 / 2.14 against 2.38-2.71 / 1.91-2.08; on the CPU digits too
-    # (classifier FID 15.8 against 13.8) (results/gpu_2026-11-30_session19)
+    # MNIST recipe it hurt: 4 / 8-step FID 2.75 / 2.14 against 2.38-2.71 / 1.91-2.08 (results/gpu_2026-11-30_session19);
+    # on the CPU digits its classifier FID (15.8 against 13.8) lies inside the default's seed spread (14.9-18.6)
     label_groups: bool = False
     # samplers: return the clean estimate implied by the last jump (0 extra NFE) instead of x at eps_t,
     # whose sigma_d * eps_t noise shows on flat backgrounds; false gives the paper's x_{eps_t}
