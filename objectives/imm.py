@@ -44,13 +44,6 @@ class IMMConfig:
     # constant decrement below. On the H200's MNIST recipe 0.9 and 0.95 gave 4-step FID 2.87 and 2.91,
     # against 2.46-2.76 without (results/gpu_2026-11-30_session16)
     max_eta_ratio: float = 1.0
-    # not in the paper: this share of the groups takes s from a pushforward grid (one of s_grid_steps's,
-    # the samplers' default grids, drawn per group): s is the grid time just below t, so the group trains
-    # the jump that a sampler of that many steps makes from t's segment, as multistep consistency models
-    # train fixed segments. The other groups keep s ~ U(eps_t, t). 0 turns it off (and draws nothing more).
-    # On the H200's MNIST recipe it hurt: share 0.5 gave 4-step FID 3.06 ([4]) and 2.87 ([4, 8]) against
-    # 2.38-2.71 (results/gpu_2026-11-30_session18)
-    s_grid_share: float = 0.0
     # not in the paper: this share of the groups takes t = T exactly. Every pushforward sampler starts its
     # first jump at T, which t ~ U(eps_t, T) never draws, and on the H200's MNIST recipe the first 4-step
     # jump loses the most quality (splitting it gains 0.3 FID; results/gpu_2026-11-30_session15 and 20).
@@ -58,6 +51,13 @@ class IMMConfig:
     # On the H200's MNIST recipe it hurt, the more the worse: 4 / 8-step FID 2.80 / 2.05 (0.1) and 3.62 / 2.73
     # (0.3) against 2.38-2.71 / 1.93-2.08 (results/gpu_2026-11-30_session20)
     t_at_T_share: float = 0.0
+    # not in the paper: this share of the groups takes s from a pushforward grid (one of s_grid_steps's,
+    # the samplers' default grids, drawn per group): s is the grid time just below t, so the group trains
+    # the jump that a sampler of that many steps makes from t's segment, as multistep consistency models
+    # train fixed segments. The other groups keep s ~ U(eps_t, t). 0 turns it off (and draws nothing more).
+    # On the H200's MNIST recipe it hurt: share 0.5 gave 4-step FID 3.06 ([4]) and 2.87 ([4, 8]) against
+    # 2.38-2.71 (results/gpu_2026-11-30_session18)
+    s_grid_share: float = 0.0
     s_grid_steps: list[int] = field(default_factory=lambda: [4])
     eta_max: float = 160.0
     eta_min: float = 0.0
@@ -74,8 +74,9 @@ class IMMConfig:
     # not in the paper: the M particles of a group share one class label (the data draws one image per
     # group for the class, then M images of that class), so a group's MMD compares two samples of one
     # class-conditional distribution instead of two mixtures of M classes. Needs labelled data. On the H200's
-    # MNIST recipe it hurt: 4 / 8-step FID 2.75 / 2.14 against 2.38-2.71 / 1.91-2.08 (results/gpu_2026-11-30_session19);
-    # on the CPU digits its classifier FID (15.8 against 13.8) lies inside the default's seed spread (14.9-18.6)
+    # MNIST recipe it hurt: 4 / 8-step FID 2.75 / 2.14 against 2.38-2.71 / 1.91-2.08
+    # (results/gpu_2026-11-30_session19); on the CPU digits its classifier FID (15.8 against 13.8) lies inside
+    # the default's seed spread (14.9-18.6, results/gpu_2026-11-30_session20)
     label_groups: bool = False
     # samplers: return the clean estimate implied by the last jump (0 extra NFE) instead of x at eps_t,
     # whose sigma_d * eps_t noise shows on flat backgrounds; false gives the paper's x_{eps_t}

@@ -31,7 +31,8 @@ def test_rank_slices_of_the_data_stream_make_the_global_draw():
 
 def test_draws_do_not_depend_on_the_process_hash_salt():
     code = ("from core.batch_rng import DATA_STREAM, BatchRNG; "
-            "print(BatchRNG(3, 17, 1, stream=DATA_STREAM).indices(10**6, 4).tolist(), BatchRNG(3, 17, 1).uniform(2).tolist())")
+            "print(BatchRNG(3, 17, 1, stream=DATA_STREAM).indices(10**6, 4).tolist(), "
+            "BatchRNG(3, 17, 1).uniform(2).tolist())")
     outs = {subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": salt}).stdout for salt in ("1", "2")}
     assert len(outs) == 1, outs

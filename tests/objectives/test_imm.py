@@ -122,7 +122,7 @@ def test_t_at_T_share_puts_that_share_of_groups_at_T_exactly():
     assert (s <= t).all() and (s >= cfg.eps_t).all() and (r >= s).all() and (r <= t).all()
     # s stays uniform below T in the groups at T: its mean is the interval's middle
     assert float(s[at_T].mean()) == pytest.approx((cfg.eps_t + cfg.T) / 2, abs=0.03)
-    s_all, _, t_all = sample_times(4000, IMMConfig(k=8, min_gap=0.0, t_at_T_share=1.0), torch.Generator().manual_seed(5))
+    _, _, t_all = sample_times(4000, IMMConfig(k=8, min_gap=0.0, t_at_T_share=1.0), torch.Generator().manual_seed(5))
     assert (t_all == cfg.T).all()
     # off (the default) draws nothing more: the plain draws are unchanged
     s0, _, t0 = sample_times(4000, IMMConfig(k=8, min_gap=0.0), torch.Generator().manual_seed(5))
@@ -261,7 +261,8 @@ def test_target_is_detached():
     ("k", 0, "objective.k"), ("k", 50, "objective.k"), ("T", 1.0, "objective.T"), ("T", 0.001, "objective.T"),
     ("M", 0, "objective.M"), ("kernel", "gauss", "laplace or rbf"), ("output", "x0", "output form"),
     ("k_end", 0.5, "objective.k_end"), ("k_end", 41.0, "objective.k_end"),
-    ("s_grid_share", 1.5, "s_grid_share"), ("t_at_T_share", -0.1, "t_at_T_share"), ("t_at_T_share", 1.1, "t_at_T_share"), ("s_grid_steps", [], "s_grid_steps"), ("s_grid_steps", [4, 0], "s_grid_steps"),
+    ("s_grid_share", 1.5, "s_grid_share"), ("t_at_T_share", -0.1, "t_at_T_share"), ("t_at_T_share", 1.1, "t_at_T_share"),
+    ("s_grid_steps", [], "s_grid_steps"), ("s_grid_steps", [4, 0], "s_grid_steps"),
 ])
 def test_bad_settings_are_refused(field, value, match):
     with pytest.raises(ConfigError, match=match):
