@@ -152,8 +152,7 @@ def sample_times(n_groups: int, cfg: IMMConfig, rng=None, progress: float | None
     u = _uniform_rows(n_groups, rng)
     t = cfg.eps_t + (cfg.T - cfg.eps_t) * u[0]
     if cfg.t_at_T_share > 0:
-        at_T = _uniform_rows(n_groups, rng)[0] < cfg.t_at_T_share
-        t = torch.where(at_T, torch.full_like(t, cfg.T), t)
+        t = t.masked_fill(_uniform_rows(n_groups, rng)[0] < cfg.t_at_T_share, cfg.T)
     s = cfg.eps_t + (t - cfg.eps_t) * u[1]
     if cfg.s_grid_share > 0:
         v = _uniform_rows(n_groups, rng)

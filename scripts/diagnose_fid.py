@@ -118,7 +118,7 @@ def saved_sample_rows(args, dev) -> list[dict]:
 
 def save_so_far(rows: list[dict], args) -> None:
     """The CSV after every row, so that an evaluation cut short (a time limit, a failing setting) keeps the
-    rows it finished; main() rewrites it, with the JSON and markdown tables, at the end."""
+    rows it finished; after the last row it is the whole table, and main() adds the JSON and markdown."""
     write_csv(rows, args.out / "diagnose_fid.csv", COLUMNS)
 
 
@@ -204,7 +204,6 @@ def main():
     t0 = time.perf_counter()
     with friendly_errors():
         rows = saved_sample_rows(args, dev) if args.samples else generated_rows(args, settings, dev)
-    write_csv(rows, args.out / "diagnose_fid.csv", COLUMNS)
     (args.out / "diagnose_fid.json").write_text(json.dumps(rows, indent=1))
     table = markdown_table(rows, [c for c in COLUMNS if any(r.get(c) not in (None, "") for r in rows)])
     (args.out / "diagnose_fid.md").write_text(f"device {torch.cuda.get_device_name() if dev.type == 'cuda' else dev.type}\n\n{table}\n")
