@@ -226,3 +226,36 @@ def test_diagnose_fid_scores_samples_beside_the_real_floor_and_saves_them(runs, 
     wrong = subprocess.run([sys.executable, str(ROOT / "scripts/diagnose_fid.py"), "--samples", str(tmp_path / "float.npz"),
                             "--out", str(tmp_path / "w")], capture_output=True, text=True)
     assert wrong.returncode != 0 and "must be uint8" in wrong.stderr
+
+
+def test_imm_precision_probe_finds_bf16_losing_the_gap_near_T(runs, tmp_path):
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from scripts import imm_precision
+
+    # a 3-step run's adaLN-zero output is still ~0, so f would be all skip path: give G weights that matter
+    run = shutil.copytree(runs / "imm", tmp_path / "imm")
+    weights = sorted((run / "ckpt").glob("step_*"))[-1] / "model.safetensors"
+    gen = torch.Generator().manual_seed(0)
+    save_file({k: v + 0.2 * torch.randn(v.shape, generator=gen) for k, v in load_file(weights).items()}, weights)
+    probe = ["--run-dir", str(run), "--precisions", "bf16", "--groups", "4", "--device", "cpu"]
+    mid, top = imm_precision.main([*probe, "--times", "0.5,0.994", "--out", str(tmp_path / "out")])
+    assert top["t_minus_r"] == pytest.approx(1e-4) and mid["t_minus_r"] > 1e-2  # min_gap binds only near T
+    # bf16's rounding of G against a gap t - r 1,000x smaller: its share of y_t - y_r grows many times
+    assert top["bf16_error_over_signal"] > 5 * mid["bf16_error_over_signal"]
+    assert mid["bf16_error_over_signal"] < 0.1 and mid["bf16_grad_cos"] > 0.9
+    assert "bf16_grad_cos" in (tmp_path / "out" / "imm_precision.md").read_text()
+    (wide,) = imm_precision.main([*probe, "--times", "0.994", "--min-gap", "0.01"])
+    assert wide["t_minus_r"] == pytest.approx(0.01) and wide["bf16_error_over_signal"] < top["bf16_error_over_signal"] / 3
+
+
+def test_imm_precision_probe_refuses_other_objectives_and_precisions(runs):
+    from scripts import imm_precision
+
+    with pytest.raises(SystemExit, match="'fm' run"):
+        imm_precision.main(["--run-dir", str(runs / "fm"), "--device", "cpu", "--precisions", "bf16"])
+    with pytest.raises(SystemExit):
+        imm_precision.main(["--run-dir", str(runs / "imm"), "--precisions", "fp16"])
