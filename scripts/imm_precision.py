@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from core.errors import friendly_errors  # noqa: E402
 from core.loading import load_run  # noqa: E402
 from modalities.image_data import load_image_sets  # noqa: E402
 from objectives.imm import IMMObjective, imm_loss, r_from  # noqa: E402
@@ -129,8 +130,9 @@ def main(argv=None) -> list[dict]:
         ap.error(f"unknown precision(s) {sorted(unknown)}: choose from bf16, tf32")
     if "tf32" in precisions and device.type != "cuda":
         precisions.remove("tf32")  # TF32 is a CUDA matmul mode: on the CPU it would equal float32
-    rows = probe(args.run_dir, args.data, [float(t) for t in args.times.split(",")], precisions, args.groups, device,
-                 args.seed, args.min_gap)
+    with friendly_errors():
+        rows = probe(args.run_dir, args.data, [float(t) for t in args.times.split(",")], precisions, args.groups,
+                     device, args.seed, args.min_gap)
     table = markdown_table(rows, list(rows[0]))
     print(table)
     if args.out:

@@ -252,10 +252,13 @@ def test_imm_precision_probe_finds_bf16_losing_the_gap_near_T(runs, tmp_path):
     assert wide["t_minus_r"] == pytest.approx(0.01) and wide["bf16_error_over_signal"] < top["bf16_error_over_signal"] / 3
 
 
-def test_imm_precision_probe_refuses_other_objectives_and_precisions(runs):
+def test_imm_precision_probe_refuses_other_objectives_and_precisions(runs, capsys):
     from scripts import imm_precision
 
     with pytest.raises(SystemExit, match="'fm' run"):
         imm_precision.main(["--run-dir", str(runs / "fm"), "--device", "cpu", "--precisions", "bf16"])
     with pytest.raises(SystemExit):
         imm_precision.main(["--run-dir", str(runs / "imm"), "--precisions", "fp16"])
+    with pytest.raises(SystemExit) as exit_info:
+        imm_precision.main(["--run-dir", str(runs), "--device", "cpu", "--precisions", "bf16"])
+    assert exit_info.value.code == 2 and "not a run directory" in capsys.readouterr().err
