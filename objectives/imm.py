@@ -259,20 +259,27 @@ class IMMObjective(CompilableMMD):
         # times are drawn on the CPU, moved once, and the float64 arithmetic stays on the device
         progress = curriculum_progress(batch, cfg)
         s_g, r_g, t_g = (to_device(v, x.device) for v in sample_times(b // m, cfg, rng, progress))
-        s, r, t = (v.repeat_interleave(m) for v in (s_g, r_g, t_g))
         eps = rng.normal_like(x) * cfg.sigma_d
-        x_t = interpolate(x, eps, t, cfg.schedule)
-        x_r = ddim(x_t, x, t, r, cfg.schedule)
         if labels is not None and self.null_label is not None:
             labels = drop_labels(labels, cfg.label_dropout, self.null_label, rng)
-        y_t = self.f(model, x_t, s, t, labels)
-        with torch.no_grad():
-            y_r = self.f(model, x_r, s, r, labels)
-        loss, mmd = self.mmd_loss(y_t, y_r, s_g, t_g, cfg)
+        loss, mmd, _, _ = self.pair_loss(model, x, eps, labels, s_g, r_g, t_g)
         out = {"loss": loss, "mmd": mmd.detach().mean()}
         if cfg.k_end is not None:
             out["k"] = k_at(cfg, progress)
         return out
+
+    def pair_loss(self, model, x, eps, labels, s_g, r_g, t_g):
+        """One batch's loss once its draws are made ((s, r, t) per group, the noise, the labels after dropout)
+        -> (loss, the MMD^2 of each group, y_t, y_r)."""
+        cfg = self.cfg
+        s, r, t = (v.repeat_interleave(cfg.M) for v in (s_g, r_g, t_g))
+        x_t = interpolate(x, eps, t, cfg.schedule)
+        x_r = ddim(x_t, x, t, r, cfg.schedule)
+        y_t = self.f(model, x_t, s, t, labels)
+        with torch.no_grad():
+            y_r = self.f(model, x_r, s, r, labels)
+        loss, mmd = self.mmd_loss(y_t, y_r, s_g, t_g, cfg)
+        return loss, mmd, y_t, y_r
 
     def f(self, model, x_t, s, t, labels, guidance: float = 1.0):
         from objectives.paths import network_f

@@ -29,11 +29,11 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from core.device import autocast  # noqa: E402
 from core.errors import friendly_errors  # noqa: E402
 from core.loading import load_run  # noqa: E402
 from modalities.image_data import load_image_sets  # noqa: E402
-from objectives.imm import IMMObjective, imm_loss, r_from  # noqa: E402
-from objectives.paths import ddim, interpolate  # noqa: E402
+from objectives.imm import IMMObjective, r_from  # noqa: E402
 from scripts.tables import markdown_table  # noqa: E402
 
 DEFAULT_TIMES = (0.2, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.994)
@@ -45,41 +45,33 @@ def precision(name: str, device: torch.device):
     old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = name == "tf32"
     try:
-        if name == "bf16":
-            with torch.autocast(device.type, dtype=torch.bfloat16):
-                yield
-        else:
+        with autocast(device, torch.bfloat16 if name == "bf16" else torch.float32):
             yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
-def difference_and_grad(model, obj: IMMObjective, batch: dict, name: str, device: torch.device):
+def difference_and_grad(model, obj: IMMObjective, draws: dict, name: str, device: torch.device):
     """(y_t - y_r, the loss's gradient over all parameters) under one precision."""
     model.zero_grad(set_to_none=True)
     with precision(name, device):
-        y_t = obj.f(model, batch["x_t"], batch["s"], batch["t"], batch["labels"])
-        with torch.no_grad():
-            y_r = obj.f(model, batch["x_r"], batch["s"], batch["r"], batch["labels"])
-        loss, _ = imm_loss(y_t, y_r, batch["s_g"], batch["t_g"], obj.cfg)
+        loss, _, y_t, y_r = obj.pair_loss(model, **draws)
     loss.backward()
     grad = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
     return (y_t - y_r).detach().flatten(1).float(), grad
 
 
-def groups_at(t_value: float, images, labels, obj: IMMObjective, gen: torch.Generator, device):
-    """One batch of groups that all share t = t_value; s ~ U(eps_t, t) per group, r by the run's mapping."""
-    cfg, m = obj.cfg, obj.cfg.M
-    n_groups = len(images) // m
+def groups_at(t_value: float, images, labels, obj: IMMObjective, gen: torch.Generator, device) -> dict:
+    """The draws of one batch whose groups all share t = t_value (s ~ U(eps_t, t) per group, r by the run's
+    mapping), as IMMObjective.pair_loss takes them."""
+    cfg = obj.cfg
+    n_groups = len(images) // cfg.M
     t_g = torch.full((n_groups,), t_value, dtype=torch.float64)
     s_g = cfg.eps_t + (t_g - cfg.eps_t) * torch.rand(n_groups, dtype=torch.float64, generator=gen)
     r_g = r_from(s_g, t_g, cfg)
-    s, r, t = (v.repeat_interleave(m).to(device) for v in (s_g, r_g, t_g))
-    eps = torch.randn(images.shape, generator=gen).to(device) * cfg.sigma_d
-    x = images.to(device)
-    x_t = interpolate(x, eps, t, cfg.schedule)
-    return dict(x_t=x_t, x_r=ddim(x_t, x, t, r, cfg.schedule), s=s, r=r, t=t, s_g=s_g.to(device),
-                t_g=t_g.to(device), labels=None if labels is None else labels.to(device), gap=float((t_g - r_g).mean()))
+    eps = torch.randn(images.shape, generator=gen) * cfg.sigma_d
+    return dict(x=images.to(device), eps=eps.to(device), labels=None if labels is None else labels.to(device),
+                s_g=s_g.to(device), r_g=r_g.to(device), t_g=t_g.to(device))
 
 
 def probe(run_dir: Path, data: str | None, times, precisions, groups: int, device: torch.device, seed: int = 0,
@@ -89,7 +81,6 @@ def probe(run_dir: Path, data: str | None, times, precisions, groups: int, devic
         raise SystemExit(f"{run_dir} is a {cfg.objective.name!r} run; this probe needs an IMM run")
     ocfg = cfg.objective if min_gap is None else replace(cfg.objective, min_gap=min_gap)
     obj = IMMObjective(ocfg, spec)
-    model.float()
     train, _ = load_image_sets(data or cfg.data.path, cfg.data.image_size, cfg.data.image_pad_value)
     gen = torch.Generator().manual_seed(seed)
     pick = torch.randint(len(train.images), (groups * ocfg.M,), generator=gen)
@@ -97,12 +88,12 @@ def probe(run_dir: Path, data: str | None, times, precisions, groups: int, devic
     labels = None if train.labels is None else train.labels[pick]
     rows = []
     for t_value in times:
-        batch = groups_at(t_value, images, labels, obj, gen, device)
-        ref, ref_grad = difference_and_grad(model, obj, batch, "fp32", device)
+        draws = groups_at(t_value, images, labels, obj, gen, device)
+        ref, ref_grad = difference_and_grad(model, obj, draws, "fp32", device)
         signal = ref.norm(dim=1).mean().item()
-        row = {"t": t_value, "t_minus_r": batch["gap"], "signal": signal}
+        row = {"t": t_value, "t_minus_r": float((draws["t_g"] - draws["r_g"]).mean()), "signal": signal}
         for name in precisions:
-            diff, grad = difference_and_grad(model, obj, batch, name, device)
+            diff, grad = difference_and_grad(model, obj, draws, name, device)
             error = (diff - ref).norm(dim=1).mean().item()
             row[f"{name}_error_over_signal"] = error / signal
             row[f"{name}_grad_cos"] = torch.nn.functional.cosine_similarity(grad, ref_grad, dim=0).item()
