@@ -33,10 +33,14 @@ class BatchRNG:
     def _slice(self, x: torch.Tensor, n_local: int, dim: int = 0) -> torch.Tensor:
         return x.narrow(dim, self.rank * n_local, n_local)
 
-    def uniform(self, n_local: int, rows: int | None = None) -> torch.Tensor:
-        """float64 U[0, 1) on the CPU: (n_local,) or (rows, n_local)."""
+    def uniform(self, n_local: int, rows: int | None = None, stratified: bool = False) -> torch.Tensor:
+        """float64 U[0, 1) on the CPU: (n_local,) or (rows, n_local). ``stratified``: each row of the global
+        draw puts one value in each of its equal strata of [0, 1) (see stratify)."""
         shape = (self.world * n_local,) if rows is None else (rows, self.world * n_local)
-        return self._slice(torch.rand(shape, dtype=torch.float64, generator=self.cpu), n_local, dim=-1 if rows else 0)
+        u = torch.rand(shape, dtype=torch.float64, generator=self.cpu)
+        if stratified:
+            u = stratify(u, torch.rand(shape, dtype=torch.float64, generator=self.cpu))
+        return self._slice(u, n_local, dim=-1 if rows else 0)
 
     def indices(self, high: int, n_local: int) -> torch.Tensor:
         """This rank's n_local of a global draw of integers in [0, high) (the data of a batch)."""
@@ -53,6 +57,13 @@ class BatchRNG:
 
     def bernoulli(self, n_local: int, p: float, device) -> torch.Tensor:
         return to_device(self.uniform(n_local) < p, device)
+
+
+def stratify(u: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """U[0, 1) rows of n -> rows with one value in each stratum [i/n, (i+1)/n), still U[0, 1) each. The
+    strata's order in a row is the ranks of ``order``'s row, drawn independently per row, so two rows pair
+    their strata at random (a Latin hypercube): n draws cover [0, 1) evenly where plain draws leave gaps."""
+    return (order.argsort(dim=-1).to(u.dtype) + u) / u.shape[-1]
 
 
 def to_device(t: torch.Tensor, device) -> torch.Tensor:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from core.batch_rng import to_device
+from core.batch_rng import stratify, to_device
 from core.config import ConfigError
 from objectives import OBJECTIVES
 from objectives.image_common import batch_rng, drop_labels
@@ -68,6 +68,10 @@ class IMMConfig:
     # (4 / 8-step FID 2.79 / 2.02 against 2.45-2.58 / 1.95-2.02) nor TF32 training at equal steps did better
     # (results/gpu_2026-11-30_session21)
     min_gap: float = 1e-4
+    # not in the paper: "stratified" draws the groups' t (and s's share of [eps_t, t]) one per stratum of the
+    # batch (a Latin hypercube), so each step's few groups (B / M) cover the times evenly: less variance from
+    # the time draws, the same distribution. "uniform": independent draws, as the paper
+    time_sampling: str = "uniform"
     a: float = 1.0  # weighting exponent on alpha_t (1 or 2)
     b: float = 4.0  # weighting shift (5 CIFAR, 4 ImageNet)
     kernel: str = "laplace"  # laplace | rbf
@@ -110,6 +114,8 @@ def validate(cfg: IMMConfig, batch_size: int | None = None) -> None:
                           f"got {cfg.s_grid_steps!r}")
     if cfg.eta_max <= cfg.eta_min or cfg.eta_min < 0:
         raise ConfigError(f"need 0 <= eta_min < eta_max, got {cfg.eta_min}, {cfg.eta_max}")
+    if cfg.time_sampling not in ("uniform", "stratified"):
+        raise ConfigError(f"objective.time_sampling={cfg.time_sampling!r}: choose uniform or stratified")
     if cfg.kernel not in ("laplace", "rbf"):
         raise ConfigError(f"objective.kernel={cfg.kernel!r}: choose laplace or rbf")
     if cfg.estimator not in ("v", "u"):
@@ -142,18 +148,19 @@ def curriculum_progress(batch: dict, cfg: IMMConfig) -> float | None:
     return batch.get("progress") if cfg.k_end is not None else None
 
 
-def _uniform_rows(n_groups: int, rng) -> torch.Tensor:
+def _uniform_rows(n_groups: int, rng, stratified: bool = False) -> torch.Tensor:
     """Two rows of float64 U[0, 1), one value per group, from a BatchRNG, a torch.Generator or None."""
     if hasattr(rng, "uniform"):
-        return rng.uniform(n_groups, rows=2)
-    return torch.rand(2, n_groups, dtype=torch.float64, generator=rng)
+        return rng.uniform(n_groups, rows=2, stratified=stratified)
+    u = torch.rand(2, n_groups, dtype=torch.float64, generator=rng)
+    return stratify(u, torch.rand(2, n_groups, dtype=torch.float64, generator=rng)) if stratified else u
 
 
 def sample_times(n_groups: int, cfg: IMMConfig, rng=None, progress: float | None = None):
     """(s, r, t) per group in float64: t ~ U(eps_t, T) (a share at T exactly, if asked), s ~ U(eps_t, t),
     r by the eta decrement. ``rng``: a BatchRNG (or a torch.Generator, or None for the global generator);
     ``progress``: see k_at."""
-    u = _uniform_rows(n_groups, rng)
+    u = _uniform_rows(n_groups, rng, cfg.time_sampling == "stratified")
     t = cfg.eps_t + (cfg.T - cfg.eps_t) * u[0]
     if cfg.t_at_T_share > 0:
         t = t.masked_fill(_uniform_rows(n_groups, rng)[0] < cfg.t_at_T_share, cfg.T)

@@ -36,3 +36,17 @@ def test_draws_do_not_depend_on_the_process_hash_salt():
     outs = {subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": salt}).stdout for salt in ("1", "2")}
     assert len(outs) == 1, outs
+
+
+def test_stratified_rows_put_one_draw_in_each_stratum_and_pair_strata_at_random():
+    n = 64
+    u = BatchRNG(5, 2, 0).uniform(n, rows=2, stratified=True)
+    strata = (u * n).floor().long()
+    for row in strata:
+        assert sorted(row.tolist()) == list(range(n))
+    assert not torch.equal(strata[0], strata[1])  # each row orders its strata independently
+    plain = (BatchRNG(5, 2, 0).uniform(n, rows=2) * n).floor().long()
+    assert len(set(plain[0].tolist())) < n  # independent draws leave some strata empty
+    # the global draw is stratified, and each rank takes its slice of it
+    parts = [BatchRNG(5, 2, 0, rank, 2).uniform(n // 2, rows=2, stratified=True) for rank in range(2)]
+    assert torch.equal(torch.cat(parts, dim=1), u)

@@ -35,6 +35,24 @@ def test_r_lies_between_s_and_t_and_moves_towards_t_as_k_grows():
     assert ((t - r)[ok] >= 1e-4 - 1e-15).all()  # the low-precision gap
 
 
+def test_stratified_time_sampling_covers_the_times_evenly_with_the_same_distribution():
+    n = 512
+    cfg = IMMConfig(k=8, min_gap=0.0, time_sampling="stratified")
+    s, r, t = sample_times(n, cfg, torch.Generator().manual_seed(1))
+    strata = ((t - cfg.eps_t) / (cfg.T - cfg.eps_t) * n).floor().long()
+    assert sorted(strata.tolist()) == list(range(n))  # one group in each of n strata of [eps_t, T]
+    share = (s - cfg.eps_t) / (t - cfg.eps_t)  # s's share of [eps_t, t], stratified the same way
+    assert sorted((share * n).floor().long().tolist()) == list(range(n))
+    assert (s <= r).all() and (r <= t).all()
+    plain_t = sample_times(n, IMMConfig(k=8, min_gap=0.0), torch.Generator().manual_seed(1))[2]
+    assert len(set(((plain_t - cfg.eps_t) / (cfg.T - cfg.eps_t) * n).floor().long().tolist())) < n
+    # the same law: pooled over many batches the mean of t is U(eps_t, T)'s
+    pooled = torch.cat([sample_times(64, cfg, torch.Generator().manual_seed(i))[2] for i in range(200)])
+    assert float(pooled.mean()) == pytest.approx((cfg.eps_t + cfg.T) / 2, abs=0.005)
+    with pytest.raises(ConfigError, match="time_sampling"):
+        validate(IMMConfig(time_sampling="sobol"))
+
+
 def test_r_is_the_eta_decrement():
     cfg = IMMConfig(k=10, min_gap=0.0)
     t = torch.tensor([0.5], dtype=torch.float64)
