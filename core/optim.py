@@ -17,7 +17,8 @@ def build_optimizer(model: torch.nn.Module, tcfg, device: torch.device) -> torch
         seen.add(id(p))
         (decay if p.dim() >= 2 else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": tcfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2), fused=device.type == "cuda")
+    return torch.optim.AdamW(groups, lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2), eps=tcfg.adam_eps,
+                             fused=device.type == "cuda")
 
 
 SCHEDULES = ("cosine", "constant")
@@ -35,6 +36,9 @@ def check_schedule(tcfg) -> None:
                           "(seconds) too, or use train.decay_by=steps")
     if tcfg.untimed_steps < 0:
         raise ConfigError(f"train.untimed_steps must be >= 0 (0 times every step), got {tcfg.untimed_steps}")
+    if not tcfg.adam_eps > 0:
+        raise ConfigError(f"train.adam_eps must be > 0 (a weight whose gradients are all zero would divide 0 by 0), "
+                          f"got {tcfg.adam_eps}")
 
 
 def budget_progress(step: int, tcfg, seconds: float = 0.0) -> float:
