@@ -2,9 +2,10 @@
 import math
 
 import pytest
+import torch
 
 from core.config import ConfigError, TrainConfig
-from core.optim import budget_progress, check_schedule, lr_at
+from core.optim import budget_progress, build_optimizer, check_schedule, lr_at
 
 
 def cfg(**kw):
@@ -56,8 +57,23 @@ def test_budget_progress_is_the_share_of_the_budget_used():
     (dict(schedule="cosin"), "cosine, constant"),
     (dict(decay_by="wallclock"), "steps, time"),
     (dict(decay_by="time"), "set train.time_limit"),
+    (dict(adam_eps=0.0), "adam_eps must be > 0"),
 ])
 def test_bad_schedule_settings_are_refused(kw, expected):
     with pytest.raises(ConfigError, match=expected):
         check_schedule(cfg(**kw))
     check_schedule(cfg(decay_by="time", time_limit=1.0))  # the valid combination passes
+
+
+def test_adam_eps_reaches_the_optimizer_and_sets_how_far_a_tiny_gradient_moves_a_weight():
+    moved = {}
+    for eps in (1e-8, 1e-12):
+        w = torch.nn.Linear(1, 1, bias=False)
+        torch.nn.init.zeros_(w.weight)
+        opt = build_optimizer(w, cfg(adam_eps=eps, weight_decay=0.0), torch.device("cpu"))
+        assert all(g["eps"] == eps for g in opt.param_groups)
+        w.weight.grad = torch.full_like(w.weight, 1e-9)  # IMM-sized: under the default eps
+        opt.step()
+        moved[eps] = float(w.weight.abs())
+    assert moved[1e-12] == pytest.approx(1.0, rel=1e-2)  # lr 1: Adam's unit step
+    assert moved[1e-8] < 0.1  # the default eps damps it by 1e-9 / (1e-9 + 1e-8)
