@@ -89,7 +89,7 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.95
     # Adam's eps, added to sqrt(v): where a weight's gradients are this small its update is damped. IMM's small
-    # kernel loss leaves half or more of the weights with sqrt(v) under 1e-7 on the H200's MNIST recipe, yet eps
+    # kernel loss leaves 48-67% of the weights with sqrt(v) under 1e-7 on the H200's MNIST recipe, yet eps
     # 1e-10 and 1e-12 trained no better (4 / 8-step FID 2.50 / 1.96 against 2.45-2.71 / 1.95-2.06;
     # results/gpu_2026-11-30_session22)
     adam_eps: float = 1e-8

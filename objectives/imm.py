@@ -71,7 +71,8 @@ class IMMConfig:
     # not in the paper: "stratified" draws the groups' t (and s's share of [eps_t, t]) one per stratum of the
     # batch (a Latin hypercube), so each step's few groups (B / M) cover the times evenly: less variance from
     # the time draws, the same distribution. "uniform": independent draws, as the paper. On the H200's MNIST
-    # recipe it was no better: 4 / 8-step FID 2.63 / 2.05 against 2.45-2.71 / 1.95-2.06 (results/gpu_2026-11-30_session22)
+    # recipe it was no better: 4 / 8-step FID 2.63 / 2.05 against 2.45-2.71 / 1.95-2.06
+    # (results/gpu_2026-11-30_session22)
     time_sampling: str = "uniform"
     a: float = 1.0  # weighting exponent on alpha_t (1 or 2)
     b: float = 4.0  # weighting shift (5 CIFAR, 4 ImageNet)
