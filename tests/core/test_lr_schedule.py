@@ -76,4 +76,4 @@ def test_adam_eps_reaches_the_optimizer_and_sets_how_far_a_tiny_gradient_moves_a
         opt.step()
         moved[eps] = float(w.weight.abs())
     assert moved[1e-12] == pytest.approx(1.0, rel=1e-2)  # lr 1: Adam's unit step
-    assert moved[1e-8] < 0.1  # the default eps damps it by 1e-9 / (1e-9 + 1e-8)
+    assert moved[1e-8] < 0.1  # the default eps damps it to 1e-9 / (1e-9 + 1e-8) of that
