@@ -37,10 +37,7 @@ class BatchRNG:
         """float64 U[0, 1) on the CPU: (n_local,) or (rows, n_local). ``stratified``: each row of the global
         draw puts one value in each of its equal strata of [0, 1) (see stratify)."""
         shape = (self.world * n_local,) if rows is None else (rows, self.world * n_local)
-        u = torch.rand(shape, dtype=torch.float64, generator=self.cpu)
-        if stratified:
-            u = stratify(u, torch.rand(shape, dtype=torch.float64, generator=self.cpu))
-        return self._slice(u, n_local, dim=-1 if rows else 0)
+        return self._slice(uniform64(shape, self.cpu, stratified), n_local, dim=-1 if rows else 0)
 
     def indices(self, high: int, n_local: int) -> torch.Tensor:
         """This rank's n_local of a global draw of integers in [0, high) (the data of a batch)."""
@@ -57,6 +54,13 @@ class BatchRNG:
 
     def bernoulli(self, n_local: int, p: float, device) -> torch.Tensor:
         return to_device(self.uniform(n_local) < p, device)
+
+
+def uniform64(shape, generator: torch.Generator | None, stratified: bool = False) -> torch.Tensor:
+    """float64 U[0, 1) of ``shape`` from ``generator``; ``stratified``: one value per stratum of each row
+    (stratify), with the strata's order drawn after the values."""
+    u = torch.rand(shape, dtype=torch.float64, generator=generator)
+    return stratify(u, torch.rand(shape, dtype=torch.float64, generator=generator)) if stratified else u
 
 
 def stratify(u: torch.Tensor, order: torch.Tensor) -> torch.Tensor:

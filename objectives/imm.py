@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from core.batch_rng import stratify, to_device
+from core.batch_rng import to_device, uniform64
 from core.config import ConfigError
 from objectives import OBJECTIVES
 from objectives.image_common import batch_rng, drop_labels
@@ -154,8 +154,7 @@ def _uniform_rows(n_groups: int, rng, stratified: bool = False) -> torch.Tensor:
     """Two rows of float64 U[0, 1), one value per group, from a BatchRNG, a torch.Generator or None."""
     if hasattr(rng, "uniform"):
         return rng.uniform(n_groups, rows=2, stratified=stratified)
-    u = torch.rand(2, n_groups, dtype=torch.float64, generator=rng)
-    return stratify(u, torch.rand(2, n_groups, dtype=torch.float64, generator=rng)) if stratified else u
+    return uniform64((2, n_groups), rng, stratified)
 
 
 def sample_times(n_groups: int, cfg: IMMConfig, rng=None, progress: float | None = None):
