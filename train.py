@@ -5,6 +5,9 @@
   python train.py --objective ar --data corpus.txt data.tokenizer=byte train.steps=5000
   python train.py --run-dir runs/my-run --resume train.steps=4000   # continue (and extend) a run
 
+SIGINT (Ctrl-C) or SIGTERM stops after the current step and saves a checkpoint that resumes exactly;
+the learning-rate schedule and time limit count on from there (a second Ctrl-C stops at once).
+
 Overrides are ``section.key=value`` (sections: objective, model, data, train, sample); every key
 is checked. With no --config, configs/<objective>.yaml is the recipe.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -23,7 +27,11 @@ from core import checkpoint as ckpt_lib  # noqa: E402
 from core.config import ConfigError, apply_overrides, build_config, load_saved_config, save_config  # noqa: E402
 from core.errors import friendly_errors  # noqa: E402
 from core.run_dir import default_run_dir, open_run_dir  # noqa: E402
+from core.stop_signal import STOP_SIGNALS  # noqa: E402
 from objectives import get_objective, objective_names  # noqa: E402
+
+
+STOP_NAMES = {s.name for s in STOP_SIGNALS}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -134,7 +142,9 @@ def main(argv=None) -> dict:
             print(f"resumed from {ckpt} at step {trainer.step}")
     with friendly_errors():
         summary = trainer.fit()
-    if trainer.dist.is_main:
+    if trainer.dist.is_main and summary["stop"] in STOP_NAMES:
+        print(f"continue with: python train.py --run-dir {run_dir} --resume")
+    elif trainer.dist.is_main:
         print(f"done: step {summary['step']}, " + ", ".join(
             f"{k} {v:.4g}" for k, v in summary.items() if isinstance(v, float)))
         print(f"samples in {run_dir / 'samples'}; sample more with: python sample.py --run-dir {run_dir}")
@@ -154,6 +164,8 @@ def leave_torchrun_rank() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stop = main()["stop"]
     if "RANK" in os.environ:
         leave_torchrun_rank()
+    if stop in STOP_NAMES:  # stopped by a signal, checkpoint saved: the shell's 128 + signal number
+        sys.exit(128 + signal.Signals[stop])

@@ -21,6 +21,7 @@ from core.context import RunContext
 from core.device import pick_dtype, sync
 from core.distributed import all_reduce_mean, barrier, gather_rng, init_distributed
 from core.ema import EMA
+from core.stop_signal import StopSignal
 from core.state import load_model_state, load_optim_state, model_state, optim_state
 from core.metrics_log import MetricsLog
 from core.model import Model
@@ -193,12 +194,13 @@ class Trainer:
         last_metrics: dict = {}
         window_loss = torch.zeros((), device=self.device)
         window_steps, window_t0 = 0, time.perf_counter()
-        stop_reason = "steps"
+        stop_reason = "time_limit" if 0 < tcfg.time_limit <= self.budget_seconds else "steps"  # a resumed, spent run
         wall_t0 = time.perf_counter()
         first_step = self.step
         profiler, profile_from = None, self.step + tcfg.log_every  # after compilation and warm-up
+        stop = StopSignal().__enter__()  # left in the finally below (a with block would indent the whole loop)
         try:
-            while self.step < tcfg.steps:
+            while self.step < tcfg.steps and stop_reason == "steps":
                 t0 = time.perf_counter()
                 if tcfg.profile_steps and self.dist.is_main and self.step == profile_from:
                     from core.profiling import StepProfiler
@@ -239,16 +241,22 @@ class Trainer:
                     self.budget_seconds = self._agreed_seconds()  # read only with a time limit
                 timed_out = tcfg.time_limit > 0 and self.budget_seconds >= tcfg.time_limit
                 last = self.step == tcfg.steps or timed_out
+                signalled = self._agreed_stop(stop, tcfg.log_every) and not last
                 t_side = time.perf_counter()
-                if tcfg.eval_every and (self.step % tcfg.eval_every == 0 or last):
+                if tcfg.eval_every and not signalled and (self.step % tcfg.eval_every == 0 or last):
                     sample_now = (tcfg.sample_every == 0) or self.step % tcfg.sample_every == 0 or last
                     last_metrics = self.evaluate_and_sample(sample_now)
                     self._record_eval(last_metrics, bar, time.perf_counter() - wall_t0)
-                if (tcfg.ckpt_every and self.step % tcfg.ckpt_every == 0) or last:
-                    self.save()
+                if (tcfg.ckpt_every and self.step % tcfg.ckpt_every == 0) or last or signalled:
+                    path = self.save()
                 window_t0 += time.perf_counter() - t_side  # throughput excludes evaluation and saving
                 if timed_out:
                     stop_reason = "time_limit"
+                    break
+                if signalled:
+                    stop_reason = stop.name
+                    if self.dist.is_main:
+                        bar.write(f"{stop.name} at step {self.step}: saved {path}; continue with --resume")
                     break
         except KeyboardInterrupt:
             bar.close()
@@ -257,6 +265,7 @@ class Trainer:
                 print(f"\ninterrupted: saved {path}; continue with --resume")
             raise
         finally:
+            stop.__exit__()
             if profiler is not None:  # the run ended first: keep what was profiled
                 profiler.stop()
             bar.close()
@@ -278,6 +287,16 @@ class Trainer:
         if self.dist.is_main and not self.quiet:
             shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float))
             bar.write(f"step {self.step}: {shown}")
+
+    def _agreed_stop(self, stop: StopSignal, log_every: int) -> bool:
+        """Whether to stop for a signal after this step. Under torchrun every rank must stop at the same
+        step (saving is a collective), so ranks agree at log steps: any rank signalled stops them all."""
+        if not self.dist.enabled:
+            return stop.received is not None
+        if self.step % log_every:
+            return False
+        flag = torch.tensor(float(stop.received is not None), device=self.device)
+        return bool(all_reduce_mean(flag) > 0)
 
     def _agreed_seconds(self) -> float:
         """Training seconds, averaged over ranks under torchrun: each rank's clock differs a little, and

@@ -130,6 +130,27 @@ def test_sigkill_mid_run_then_resume_is_bitwise_identical(tmp_path, text_file):
     assert_bitwise_equal(_weights(straight), _weights(killed))
 
 
+def test_sigterm_stops_at_a_step_saves_and_resumes_bitwise_identical(tmp_path, text_file):
+    """No periodic checkpoints: the only one before the end is the one the signal makes."""
+    args = ["--objective", "ar", "--data", str(text_file), *TINY, "model.dropout=0.1", "train.steps=300",
+            "train.ckpt_every=0", "train.eval_every=0", "train.log_every=10", "train.batch_size=16"]
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    proc = subprocess.Popen(_cmd(*args, "--run-dir", str(stopped)), env=_env(), stdout=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (stopped / "metrics.jsonl").exists() or not (stopped / "metrics.jsonl").read_text():
+        assert proc.poll() is None and time.time() < deadline, "the run ended before it could be signalled"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate()[0]
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    saved = sorted(p.name for p in (stopped / "ckpt").glob("step_*"))
+    assert len(saved) == 1 and saved[0] != "step_0000300", "signalled too late to test anything"
+    assert f"SIGTERM at step {int(saved[0][5:])}" in out and "--resume" in out
+    subprocess.run(_cmd("--run-dir", str(stopped), "--resume"), check=True, env=_env())
+    subprocess.run(_cmd(*args, "--run-dir", str(straight)), check=True, env=_env())
+    assert_bitwise_equal(_weights(straight), _weights(stopped))
+
+
 def test_resume_from_truncated_checkpoint_is_refused(tmp_path, capsys, text_file):
     run = tmp_path / "r"
     subprocess.run(_cmd("--objective", "ar", "--data", str(text_file), "--run-dir", str(run), *TINY,
@@ -166,6 +187,8 @@ def test_decay_by_time_anneals_a_time_limited_run(tmp_path, text_file):
     lrs = [r["train/lr"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "train/lr" in r]
     assert all(a >= b for a, b in zip(lrs[2:], lrs[3:]))  # decays monotonically after warmup
     assert lrs[-1] < 1e-4 + 0.02 * (1e-3 - 1e-4)  # annealed: by steps alone it would still be ~1e-3
+    again = train.main(["--run-dir", str(run), "--resume", "--quiet"])  # its budget is spent: nothing to train
+    assert again["stop"] == "time_limit" and again["step"] == summary["step"]
 
 
 def test_untimed_steps_leave_compilation_out_of_the_time_budget(tmp_path, text_file, capsys):
