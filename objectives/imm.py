@@ -186,7 +186,8 @@ def grid_s(t: torch.Tensor, cfg: IMMConfig, pick: torch.Tensor) -> torch.Tensor:
 
 
 def r_from(s: torch.Tensor, t: torch.Tensor, cfg: IMMConfig, k: float | None = None) -> torch.Tensor:
-    d = (cfg.eta_max - cfg.eta_min) / 2 ** (cfg.k if k is None else k)
+    """r for each (s, t); k None: the k a finished run was trained with last (a curriculum's final k)."""
+    d = (cfg.eta_max - cfg.eta_min) / 2 ** (k_at(cfg, None) if k is None else k)
     eta_t = eta(t, cfg.schedule)
     # the floor min_eta_ratio * eta(t) is the clamp at 0 that the paper's mapping needs (ratio 0: exactly
     # it); the cap max_eta_ratio * eta(t) is never below eta(t) - d when the ratio is 1 (off)

@@ -14,7 +14,7 @@ def test_data_and_objective_streams_are_different_generators():
     objective, data = BatchRNG(3, 17, 1), BatchRNG(3, 17, 1, stream=DATA_STREAM)
     assert objective.cpu.initial_seed() != data.cpu.initial_seed()
     assert not torch.equal(objective.uniform(64), data.uniform(64))
-    # two generators of one seed repeat each other's words: what separate streams avoid
+    # and the same stream draws the same again: the difference above is the stream's, not chance
     assert torch.equal(BatchRNG(3, 17, 1).uniform(64), BatchRNG(3, 17, 1).uniform(64))
 
 

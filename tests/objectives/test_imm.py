@@ -161,6 +161,9 @@ def test_k_curriculum_moves_r_towards_t_as_training_goes():
         if prev is not None:
             assert (got[1] >= prev).all() and (got[1] > prev).any()
         prev = got[1]
+    # outside training (no k given) r is the finished run's: the curriculum's final k
+    s, t = got[0], got[2]
+    assert torch.equal(r_from(s, t, cfg), r_from(s, t, cfg, 12)) and not torch.equal(r_from(s, t, cfg), r_from(s, t, cfg, 8))
 
 
 def test_objective_reads_the_training_progress():
