@@ -4,6 +4,7 @@
 
   python scripts/bench_torchrun.py --text tinyshakespeare.txt --mnist mnist.npz --out OUT
   python scripts/bench_torchrun.py --nproc 2 ...            # scaling over 1 GPU (needs 2 GPUs)
+  python scripts/bench_torchrun.py --nproc 2 --objectives imm --set train.batch_size=1024   # any run's config
 
 Throughput is the median of the logged samples/s over the second half of each run's log windows
 (steady state: past compilation, clock ramp-up and any profiled steps), and with --repeats the
@@ -75,6 +76,8 @@ def main():
     p.add_argument("--profile", type=int, default=0, metavar="STEPS", help="profile this many steps of every run")
     p.add_argument("--work", type=Path, default=Path("/tmp/bench_torchrun"))
     p.add_argument("--out", type=Path, default=Path("results/bench_torchrun"))
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="config overrides for every run, after the benchmark's own (e.g. train.batch_size=1024)")
     p.add_argument("--smoke", action="store_true", help="tiny settings for a CPU check")
     args = p.parse_args()
     env = {**os.environ, "NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1"}
@@ -99,6 +102,7 @@ def main():
                                                              and not (name == "imm" and "seq_len" in s)])]
         if args.profile:
             base.append(f"train.profile_steps={args.profile}")
+        base += args.set
         speeds: dict[str, list[float]] = {label: [] for label in variants}
         for rep in range(args.repeats):  # alternating, so drifts of the machine hit every variant alike
             for label, (launcher, mode, extra) in variants.items():
