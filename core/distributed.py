@@ -94,6 +94,13 @@ def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def all_reduce_max(x: torch.Tensor) -> torch.Tensor:
+    if _peers():
+        x = x.clone()
+        dist.all_reduce(x, op=dist.ReduceOp.MAX)
+    return x
+
+
 def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
         # meet first, so no rank destroys the group while a peer still talks to it (the process then

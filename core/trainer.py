@@ -19,7 +19,7 @@ from core import checkpoint as ckpt_lib
 from core.batch_rng import BatchRNG
 from core.context import RunContext
 from core.device import pick_dtype, sync
-from core.distributed import all_reduce_mean, barrier, gather_rng, init_distributed
+from core.distributed import all_reduce_max, all_reduce_mean, barrier, gather_rng, init_distributed
 from core.ema import EMA
 from core.stop_signal import StopSignal
 from core.state import load_model_state, load_optim_state, model_state, optim_state
@@ -290,13 +290,16 @@ class Trainer:
 
     def _agreed_stop(self, stop: StopSignal, log_every: int) -> bool:
         """Whether to stop for a signal after this step. Under torchrun every rank must stop at the same
-        step (saving is a collective), so ranks agree at log steps: any rank signalled stops them all."""
+        step (saving is a collective), so ranks agree at log steps: any rank signalled stops them all, and
+        each records the signal that did."""
         if not self.dist.enabled:
             return stop.received is not None
         if self.step % log_every:
             return False
-        flag = torch.tensor(float(stop.received is not None), device=self.device)
-        return bool(all_reduce_mean(flag) > 0)
+        signum = int(all_reduce_max(torch.tensor(stop.received or 0, device=self.device)))
+        if signum and stop.received is None:
+            stop.received = signum
+        return bool(signum)
 
     def _agreed_seconds(self) -> float:
         """Training seconds, averaged over ranks under torchrun: each rank's clock differs a little, and

@@ -1,6 +1,7 @@
 """torchrun on the CPU with gloo and 2 processes: DDP and FSDP2 reproduce a single process with the
 same global batch; 2-rank checkpoints resume exactly and load in one process; a killed rank loses
 nothing that was checkpointed."""
+import contextlib
 import os
 import signal
 import subprocess
@@ -150,6 +151,36 @@ def test_sigkill_of_one_rank_keeps_the_last_checkpoint_resumable(tmp_path):
         ck.verify(p)  # every published checkpoint is complete
     ranks2(run, "--resume")
     assert ck.list_checkpoints(run / "ckpt")[-1].name == "step_0000400"
+
+
+def test_sigterm_to_one_rank_stops_both_at_one_step_and_resumes_exactly(tmp_path):
+    """The signalled rank must not stop alone: its peer would wait for it in the next collective."""
+    import json
+
+    args = [*AR, "train.batch_size=16", "train.steps=200", "train.log_every=10", "model.dropout=0.1"]
+    run = tmp_path / "stopped"
+    proc = subprocess.Popen(torchrun_cmd(run, *args), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while not (run / "metrics.jsonl").exists() or not (run / "metrics.jsonl").read_text():
+        assert proc.poll() is None and time.time() < deadline, "the run ended before it could be signalled"
+        time.sleep(0.01)
+    workers = children(proc.pid)
+    assert len(workers) == 2
+    os.kill(workers[1], signal.SIGTERM)  # not rank 0, which writes the checkpoint and the summary
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        for pid in [*workers, proc.pid]:
+            with contextlib.suppress(ProcessLookupError):  # the signalled rank may have ended
+                os.kill(pid, signal.SIGKILL)
+        raise AssertionError("the ranks did not stop together: one waits on the other") from None
+    summary = json.loads((run / "summary.json").read_text())
+    saved = ck.list_checkpoints(run / "ckpt")
+    assert summary["stop"] == "SIGTERM" and [p.name for p in saved] == [f"step_{summary['step']:07d}"]
+    assert summary["step"] % 10 == 0 and summary["step"] < 200, "signalled too late to test anything"
+    ranks2(run, "--resume")
+    ranks2(tmp_path / "straight", *args)
+    assert_close(final_weights(tmp_path / "straight"), final_weights(run), exact=True)
 
 
 def test_batch_not_divisible_by_m_per_rank(tmp_path):
