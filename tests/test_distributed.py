@@ -1,6 +1,6 @@
 """torchrun on the CPU with gloo and 2 processes: DDP and FSDP2 reproduce a single process with the
 same global batch; 2-rank checkpoints resume exactly and load in one process; a killed rank loses
-nothing that was checkpointed."""
+nothing that was checkpointed; a signal to one rank stops every rank at one step."""
 import contextlib
 import os
 import signal
