@@ -13,7 +13,8 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class StopSignal:
-    """Context manager: while inside it, the first SIGINT or SIGTERM sets `received` (the signal's number)."""
+    """Between install() and restore() (or inside a with block), the first SIGINT or SIGTERM sets `received`
+    (the signal's number)."""
 
     def __init__(self) -> None:
         self.received: int | None = None
@@ -24,16 +25,23 @@ class StopSignal:
             raise KeyboardInterrupt  # asked twice: stop now
         self.received = signum
 
-    def __enter__(self) -> "StopSignal":
+    def install(self) -> "StopSignal":
         if threading.current_thread() is threading.main_thread():  # Python delivers signals to the main thread only
             for s in STOP_SIGNALS:
                 self._previous[s] = signal.signal(s, self._handle)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def restore(self) -> None:
+        """The handlers from before install()."""
         for s, handler in self._previous.items():
             signal.signal(s, handler)
         self._previous.clear()
+
+    def __enter__(self) -> "StopSignal":
+        return self.install()
+
+    def __exit__(self, *exc) -> None:
+        self.restore()
 
     @property
     def name(self) -> str:

@@ -194,11 +194,11 @@ class Trainer:
         last_metrics: dict = {}
         window_loss = torch.zeros((), device=self.device)
         window_steps, window_t0 = 0, time.perf_counter()
-        stop_reason = "time_limit" if 0 < tcfg.time_limit <= self.budget_seconds else "steps"  # a resumed, spent run
+        stop_reason = "time_limit" if self._out_of_time() else "steps"  # a resumed run whose budget is spent
         wall_t0 = time.perf_counter()
         first_step = self.step
         profiler, profile_from = None, self.step + tcfg.log_every  # after compilation and warm-up
-        stop = StopSignal().__enter__()  # left in the finally below (a with block would indent the whole loop)
+        stop = StopSignal().install()  # restored in the finally below
         try:
             while self.step < tcfg.steps and stop_reason == "steps":
                 t0 = time.perf_counter()
@@ -239,7 +239,7 @@ class Trainer:
                     self.train_seconds += time.perf_counter() - t0
                 if tcfg.time_limit > 0 and (not self.dist.enabled or self.step % tcfg.log_every == 0):
                     self.budget_seconds = self._agreed_seconds()  # read only with a time limit
-                timed_out = tcfg.time_limit > 0 and self.budget_seconds >= tcfg.time_limit
+                timed_out = self._out_of_time()
                 last = self.step == tcfg.steps or timed_out
                 signalled = self._agreed_stop(stop, tcfg.log_every) and not last
                 t_side = time.perf_counter()
@@ -265,7 +265,7 @@ class Trainer:
                 print(f"\ninterrupted: saved {path}; continue with --resume")
             raise
         finally:
-            stop.__exit__()
+            stop.restore()
             if profiler is not None:  # the run ended first: keep what was profiled
                 profiler.stop()
             bar.close()
@@ -287,6 +287,10 @@ class Trainer:
         if self.dist.is_main and not self.quiet:
             shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float))
             bar.write(f"step {self.step}: {shown}")
+
+    def _out_of_time(self) -> bool:
+        limit = self.cfg.train.time_limit
+        return limit > 0 and self.budget_seconds >= limit
 
     def _agreed_stop(self, stop: StopSignal, log_every: int) -> bool:
         """Whether to stop for a signal after this step. Under torchrun every rank must stop at the same
